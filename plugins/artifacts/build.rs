@@ -66,7 +66,10 @@ fn run() -> Result<(), String> {
         "Cargo.toml",
         "Cargo.lock",
     ] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
 
     ensure_target_installed()?;
@@ -89,7 +92,10 @@ fn run() -> Result<(), String> {
         build.env_remove(name);
     }
     for (name, _) in env::vars_os() {
-        if name.to_str().is_some_and(|name| name.starts_with("CARGO_PROFILE_")) {
+        if name
+            .to_str()
+            .is_some_and(|name| name.starts_with("CARGO_PROFILE_"))
+        {
             build.env_remove(name);
         }
     }

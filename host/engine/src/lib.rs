@@ -221,7 +221,10 @@ pub enum PluginError {
 }
 
 fn join(d: &[Diagnostic]) -> String {
-    d.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    d.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A failure to get an answer from an engine: either the engine answered with an error, or the

@@ -9,7 +9,11 @@ use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng, TryRngCore};
 
 #[derive(Parser, Debug)]
-#[command(name = "db-operator", version, about = "Manage databases on servers you already run; engines are sandboxed WebAssembly plugins")]
+#[command(
+    name = "db-operator",
+    version,
+    about = "Manage databases on servers you already run; engines are sandboxed WebAssembly plugins"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,7 +96,7 @@ pub enum CliError {
     Manifest {
         path: String,
         #[source]
-        source: dbo_api::manifest::ManifestError,
+        source: Box<dbo_api::manifest::ManifestError>,
     },
     #[error("{0}")]
     Render(#[from] dbo_render::RenderErrors),
@@ -131,7 +135,10 @@ fn write_stdout(s: &str) -> Result<(), CliError> {
 }
 
 /// Built-in engines plus `--plugin` overrides, each loaded into the sandbox.
-fn load_engines(runtime: &PluginRuntime, flags: &[String]) -> Result<BTreeMap<String, Plugin>, CliError> {
+fn load_engines(
+    runtime: &PluginRuntime,
+    flags: &[String],
+) -> Result<BTreeMap<String, Plugin>, CliError> {
     let mut engines = BTreeMap::new();
     for (name, wasm) in dbo_plugin_artifacts::builtin_engines() {
         let plugin = runtime
@@ -158,10 +165,11 @@ fn read_inputs(paths: &[PathBuf]) -> Result<Vec<(String, String)>, CliError> {
     for path in paths {
         let shown = path.display().to_string();
         if shown == "-" {
-            let text = std::io::read_to_string(std::io::stdin()).map_err(|source| CliError::Read {
-                path: "<stdin>".into(),
-                source,
-            })?;
+            let text =
+                std::io::read_to_string(std::io::stdin()).map_err(|source| CliError::Read {
+                    path: "<stdin>".into(),
+                    source,
+                })?;
             out.push(("<stdin>".into(), text));
             continue;
         }
@@ -173,7 +181,10 @@ fn read_inputs(paths: &[PathBuf]) -> Result<Vec<(String, String)>, CliError> {
         };
         if path.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| CliError::Read { path: shown.clone(), source })?
+                .map_err(|source| CliError::Read {
+                    path: shown.clone(),
+                    source,
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
                 .collect();
@@ -193,7 +204,7 @@ fn render(args: RenderArgs) -> Result<(), CliError> {
     for (path, text) in read_inputs(&args.files)? {
         let m = dbo_api::manifest::parse(&text).map_err(|source| CliError::Manifest {
             path: path.clone(),
-            source,
+            source: Box::new(source),
         })?;
         manifests.instances.extend(m.instances);
         manifests.databases.extend(m.databases);
@@ -201,7 +212,10 @@ fn render(args: RenderArgs) -> Result<(), CliError> {
         manifests.secrets.extend(m.secrets);
         manifests.config_maps.extend(m.config_maps);
     }
-    if manifests.instances.is_empty() && manifests.databases.is_empty() && manifests.restores.is_empty() {
+    if manifests.instances.is_empty()
+        && manifests.databases.is_empty()
+        && manifests.restores.is_empty()
+    {
         let path = args
             .files
             .iter()
@@ -266,7 +280,12 @@ fn inspect(file: &Path) -> Result<(), CliError> {
     let caps = info
         .capabilities
         .iter()
-        .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+        .map(|c| {
+            serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let mut s = String::new();

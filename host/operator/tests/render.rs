@@ -26,7 +26,11 @@ fn render_ok(file: &str) -> String {
 fn render_err(file: &str) -> String {
     let out = db_operator(&["render", "-f", file]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "render {file} should fail cleanly: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "render {file} should fail cleanly: {stderr}"
+    );
     assert!(out.stdout.is_empty(), "nothing may be printed on failure");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
@@ -44,20 +48,42 @@ fn postgres_example_renders_every_object() {
         .collect();
     let kinds: Vec<(&str, &str)> = docs
         .iter()
-        .map(|d| (d["kind"].as_str().unwrap_or(""), d["metadata"]["name"].as_str().unwrap_or("")))
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or(""),
+                d["metadata"]["name"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
-    assert!(kinds.contains(&("Secret", "orders-db-credentials")), "{kinds:?}");
+    assert!(
+        kinds.contains(&("Secret", "orders-db-credentials")),
+        "{kinds:?}"
+    );
     assert!(kinds.contains(&("CronJob", "orders-backup")), "{kinds:?}");
-    assert!(kinds.contains(&("Job", "orders-before-migration-restore")), "{kinds:?}");
-    assert!(kinds.iter().any(|(k, n)| *k == "Job" && n.contains("commission")), "{kinds:?}");
-    let cron = docs.iter().find(|d| d["kind"] == "CronJob").expect("a CronJob");
+    assert!(
+        kinds.contains(&("Job", "orders-before-migration-restore")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, n)| *k == "Job" && n.contains("commission")),
+        "{kinds:?}"
+    );
+    let cron = docs
+        .iter()
+        .find(|d| d["kind"] == "CronJob")
+        .expect("a CronJob");
     assert_eq!(cron["apiVersion"], "batch/v1");
     assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
     assert_eq!(cron["spec"]["schedule"], "15 3 * * *");
     let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
     assert_eq!(pod["restartPolicy"], "Never");
     // The admin password of the input never reaches an application namespace.
-    assert!(!yaml.contains("change-me"), "admin password leaked into rendered objects");
+    assert!(
+        !yaml.contains("change-me"),
+        "admin password leaked into rendered objects"
+    );
 }
 
 #[test]
@@ -75,16 +101,27 @@ fn same_seed_same_output_and_secrets_are_generated_by_the_host() {
     let a = render_ok("examples/postgres.yaml");
     let b = render_ok("examples/postgres.yaml");
     assert_eq!(a, b);
-    let out = db_operator(&["render", "-f", "examples/postgres.yaml", "--insecure-password-seed", "8"]);
+    let out = db_operator(&[
+        "render",
+        "-f",
+        "examples/postgres.yaml",
+        "--insecure-password-seed",
+        "8",
+    ]);
     assert!(out.status.success());
-    assert_ne!(String::from_utf8_lossy(&out.stdout), a, "the seed drives the generated password");
+    assert_ne!(
+        String::from_utf8_lossy(&out.stdout),
+        a,
+        "the seed drives the generated password"
+    );
 }
 
 #[test]
 fn crd_command_matches_the_checked_in_copy() {
     let out = db_operator(&["crd"]);
     assert!(out.status.success());
-    let checked_in = std::fs::read_to_string(repo().join("deploy/crds/crds.yaml")).expect("deploy/crds/crds.yaml");
+    let checked_in = std::fs::read_to_string(repo().join("deploy/crds/crds.yaml"))
+        .expect("deploy/crds/crds.yaml");
     assert!(
         String::from_utf8_lossy(&out.stdout) == checked_in,
         "deploy/crds/crds.yaml is stale: run `cargo run -- crd > deploy/crds/crds.yaml`"
@@ -148,9 +185,15 @@ fn a_trapping_plugin_is_a_clear_error_not_a_crash() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Database shop/orders"), "{stderr}");
-    assert!(stderr.contains("sha256:"), "the plugin digest is named: {stderr}");
+    assert!(
+        stderr.contains("sha256:"),
+        "the plugin digest is named: {stderr}"
+    );
     // Exit code 1, not 101: the guest panicked, the host did not.
-    assert!(!stderr.contains("thread 'main'"), "the host itself must not panic: {stderr}");
+    assert!(
+        !stderr.contains("thread 'main'"),
+        "the host itself must not panic: {stderr}"
+    );
     assert!(stderr.contains("backup crashed"), "{stderr}");
 }
 
@@ -161,7 +204,11 @@ fn plugin_inspect_shows_the_builtin_engine() {
     let out = db_operator(&["plugin", "inspect", &fixture.display().to_string()]);
     let _ = std::fs::remove_file(&fixture);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("name:         postgres"), "{stdout}");
     assert!(stdout.contains("api version:  0.1.0"), "{stdout}");
     assert!(stdout.contains("digest:       sha256:"), "{stdout}");

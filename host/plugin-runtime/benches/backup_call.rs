@@ -49,7 +49,11 @@ fn backup_call(c: &mut Criterion) {
         b.iter(|| plugin.backup(black_box(&request)).expect("backup"))
     });
     group.bench_function("fresh_instance_on_demand", |b| {
-        b.iter(|| on_demand_plugin.backup(black_box(&request)).expect("backup"))
+        b.iter(|| {
+            on_demand_plugin
+                .backup(black_box(&request))
+                .expect("backup")
+        })
     });
     group.finish();
 }
@@ -75,14 +79,22 @@ fn load(c: &mut Criterion) {
     group.bench_function("compile", |b| {
         b.iter_batched(
             || (),
-            |()| uncached.load("builtin:postgres", black_box(POSTGRES)).expect("loads"),
+            |()| {
+                uncached
+                    .load("builtin:postgres", black_box(POSTGRES))
+                    .expect("loads")
+            },
             BatchSize::PerIteration,
         )
     });
     group.bench_function("disk_cache", |b| {
         b.iter_batched(
             || (),
-            |()| cached.load("builtin:postgres", black_box(POSTGRES)).expect("loads"),
+            |()| {
+                cached
+                    .load("builtin:postgres", black_box(POSTGRES))
+                    .expect("loads")
+            },
             BatchSize::PerIteration,
         )
     });

@@ -36,11 +36,12 @@ pub struct RuntimeConfig {
     /// far less (see `tests/sandbox.rs`), and the host thread must have this much to spare.
     pub max_wasm_stack_bytes: usize,
     /// Bytes of stdout and of stderr kept per call (the rest is dropped and counted); the kept
-    /// part is logged. Default 64 KiB each.
+    /// part is logged line by line. Default 64 KiB each.
     pub captured_output_bytes: usize,
-    /// `log` calls a plugin may make per call; later ones are dropped and counted. Default 100.
+    /// `log` calls plus stdout/stderr lines a plugin may produce per call; later ones are
+    /// dropped and counted. Default 100.
     pub max_log_messages: usize,
-    /// Longest `log` message kept; longer ones are cut. Default 1 KiB.
+    /// Longest `log` message or output line kept; longer ones are cut. Default 1 KiB.
     pub max_log_message_bytes: usize,
     /// How instances get their memory. Default [`InstanceAllocation::Auto`].
     pub instance_allocation: InstanceAllocation,

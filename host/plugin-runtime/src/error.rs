@@ -108,9 +108,9 @@ pub enum RuntimeError {
     },
 
     #[error(
-        "{plugin}: {function} tried to use more than its {} MiB memory limit; raise the plugin \
+        "{plugin}: {function} tried to use more than its {} memory limit; raise the plugin \
          memory limit or fix the plugin",
-        limit_bytes / (1024 * 1024)
+        humanize_bytes(*limit_bytes)
     )]
     MemoryLimit {
         plugin: PluginId,
@@ -204,6 +204,19 @@ fn humanize(limit: Duration) -> String {
     }
 }
 
+/// `64 MiB`, `512 KiB`, `1000 bytes`.
+fn humanize_bytes(bytes: usize) -> String {
+    const KIB: usize = 1 << 10;
+    const MIB: usize = 1 << 20;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +246,13 @@ mod tests {
     fn sub_second_limits_read_as_milliseconds() {
         assert_eq!(humanize(Duration::from_millis(200)), "200ms");
         assert_eq!(humanize(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn memory_limits_read_in_the_largest_exact_unit() {
+        assert_eq!(humanize_bytes(64 << 20), "64 MiB");
+        assert_eq!(humanize_bytes(1536 << 10), "1536 KiB");
+        assert_eq!(humanize_bytes(1000), "1000 bytes");
     }
 
     #[test]

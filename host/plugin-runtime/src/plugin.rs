@@ -195,7 +195,11 @@ impl Sandbox {
         }
     }
 
-    fn check_output<T: OutputSize>(&self, function: &'static str, answer: T) -> Result<T, RuntimeError> {
+    fn check_output<T: OutputSize>(
+        &self,
+        function: &'static str,
+        answer: T,
+    ) -> Result<T, RuntimeError> {
         let bytes = answer.output_bytes();
         let limit = self.runtime.config.max_output_bytes;
         if bytes > limit {
@@ -362,7 +366,10 @@ trait Caller {
     ) -> Result<T, RuntimeError>;
 
     /// Splits "the sandbox failed" from "the engine answered with an error".
-    fn answer<T>(&self, result: Result<Result<T, PluginError>, RuntimeError>) -> Result<T, CallError> {
+    fn answer<T>(
+        &self,
+        result: Result<Result<T, PluginError>, RuntimeError>,
+    ) -> Result<T, CallError> {
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(CallError::Plugin {

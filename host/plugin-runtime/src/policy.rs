@@ -7,11 +7,12 @@ use crate::{PluginId, RuntimeError};
 /// The export every engine plugin has, by package version.
 const ENGINE_EXPORT: &str = "kci:engine/engine";
 
-/// WASI 0.2 interfaces a plain Rust `wasm32-wasip2` guest imports through `std` (found by
-/// listing the imports of the in-tree plugins), plus clocks and random, which `std` pulls in as
-/// soon as a plugin uses time or a `HashMap`. The sandbox gives each of them nothing to leak
-/// (see `sandbox.rs`). Files and sockets are not here: a plugin never needs them, and linking
-/// them would only be a promise to deny every call.
+/// WASI 0.2 interfaces a Rust `wasm32-wasip2` guest imports through `std`, found by listing the
+/// imports of built guests: every guest (the in-tree plugins included) imports `wasi:cli/*` and
+/// `wasi:io/*`; a `HashMap` adds `wasi:random/insecure-seed`, `Instant`/`SystemTime` add
+/// `wasi:clocks/*`, and the `getrandom` crate `wasi:random/random`. The sandbox gives each of
+/// them nothing to leak (see `sandbox.rs`). Files and sockets are not here: a plugin never needs
+/// them, and `std` only imports them when the plugin uses them.
 const ALLOWED_WASI: &[&str] = &[
     "wasi:cli/environment",
     "wasi:cli/exit",
@@ -37,12 +38,14 @@ const ALLOWED_WASI: &[&str] = &[
 const ALLOWED_HOST: &[&str] = &["kci:engine/host", "kci:engine/types"];
 
 /// The contract version the component exports, or why it cannot be called.
-pub(crate) fn api_version(plugin: &PluginId, exports: &[String]) -> Result<ApiVersion, RuntimeError> {
+pub(crate) fn api_version(
+    plugin: &PluginId,
+    exports: &[String],
+) -> Result<ApiVersion, RuntimeError> {
     let found = exports.iter().find_map(|export| {
         let (interface, version) = split_version(export);
         (interface == ENGINE_EXPORT).then_some(version)
     });
-    let newest = ApiVersion::ALL[ApiVersion::ALL.len() - 1];
     match found {
         Some(Some(version)) => ApiVersion::from_package_version(version).ok_or_else(|| {
             RuntimeError::UnsupportedApiVersion {
@@ -58,7 +61,7 @@ pub(crate) fn api_version(plugin: &PluginId, exports: &[String]) -> Result<ApiVe
         }),
         None => Err(RuntimeError::MissingExport {
             plugin: plugin.clone(),
-            export: format!("{ENGINE_EXPORT}@{}", newest.as_str()),
+            export: format!("{ENGINE_EXPORT}@{}", ApiVersion::NEWEST.as_str()),
             exports: list_or_nothing(exports),
         }),
     }
@@ -70,9 +73,7 @@ pub(crate) fn check_imports(
     version: ApiVersion,
     imports: &[String],
 ) -> Result<(), RuntimeError> {
-    let forbidden = imports
-        .iter()
-        .find(|import| !is_allowed(version, import));
+    let forbidden = imports.iter().find(|import| !is_allowed(version, import));
     match forbidden {
         None => Ok(()),
         Some(import) => Err(RuntimeError::ForbiddenImport {
@@ -96,7 +97,9 @@ fn allowed_summary(version: ApiVersion) -> String {
     let host = ALLOWED_HOST
         .iter()
         .map(|interface| format!("{interface}@{}", version.as_str()));
-    let wasi = ALLOWED_WASI.iter().map(|interface| format!("{interface}@0.2"));
+    let wasi = ALLOWED_WASI
+        .iter()
+        .map(|interface| format!("{interface}@0.2"));
     host.chain(wasi).collect::<Vec<_>>().join(", ")
 }
 
@@ -136,7 +139,11 @@ mod tests {
 
     #[test]
     fn other_wasi_majors_and_unknown_interfaces_are_forbidden() {
-        for import in ["wasi:io/streams@0.3.0", "wasi:http/outgoing-handler@0.2.0", "env"] {
+        for import in [
+            "wasi:io/streams@0.3.0",
+            "wasi:http/outgoing-handler@0.2.0",
+            "env",
+        ] {
             let error = check_imports(&id(), ApiVersion::V0_1, &names(&[import])).unwrap_err();
             assert!(
                 matches!(&error, RuntimeError::ForbiddenImport { import: found, .. } if found == import),
@@ -156,7 +163,10 @@ mod tests {
     #[test]
     fn unversioned_engine_export_is_reported_as_unsupported() {
         let error = api_version(&id(), &names(&["kci:engine/engine"])).unwrap_err();
-        assert!(matches!(error, RuntimeError::UnsupportedApiVersion { .. }), "{error}");
+        assert!(
+            matches!(error, RuntimeError::UnsupportedApiVersion { .. }),
+            "{error}"
+        );
     }
 
     #[test]

@@ -73,28 +73,19 @@ impl State {
         self.stderr.clear();
     }
 
-    /// Logs what the call wrote to stdout and stderr and returns the stderr text, which carries
-    /// the panic message when a Rust plugin panicked.
+    /// Logs what the call wrote to stdout (at debug) and stderr (at warn), line by line, and
+    /// returns the stderr text, which carries the panic message when a Rust plugin panicked.
     pub(crate) fn end_call(&mut self) -> String {
+        let stdout = self.stdout.take_text();
+        let stderr = self.stderr.take_text();
+        for line in stdout.lines().filter(|line| !line.trim().is_empty()) {
+            self.log.emit(LogLevel::Debug, "stdout", line);
+        }
+        for line in stderr.lines().filter(|line| !line.trim().is_empty()) {
+            self.log.emit(LogLevel::Warn, "stderr", line);
+        }
         self.log.end_call();
-        let plugin = &self.log.plugin;
-        let function = self.log.function;
-        if let Some(text) = self.stdout.take_text() {
-            tracing::debug!(
-                plugin = %plugin.name, digest = %plugin.digest, function, stream = "stdout",
-                "{text}"
-            );
-        }
-        match self.stderr.take_text() {
-            Some(text) => {
-                tracing::warn!(
-                    plugin = %plugin.name, digest = %plugin.digest, function, stream = "stderr",
-                    "{text}"
-                );
-                text
-            }
-            None => String::new(),
-        }
+        stderr
     }
 }
 
@@ -220,14 +211,21 @@ impl HostLog {
         if self.messages > self.max_messages {
             tracing::warn!(
                 plugin = %self.plugin.name, digest = %self.plugin.digest, function = self.function,
-                "dropped {} log messages over the limit of {} per call",
+                "dropped {} log messages and output lines over the limit of {} per call",
                 self.messages - self.max_messages,
                 self.max_messages
             );
         }
     }
 
+    /// A message from the plugin's `log` import.
     pub(crate) fn log(&mut self, level: LogLevel, message: &str) {
+        self.emit(level, "log", message);
+    }
+
+    /// One message or output line, counted against the per-call budget. `stream` says where it
+    /// came from: `log`, `stdout` or `stderr`.
+    fn emit(&mut self, level: LogLevel, stream: &'static str, message: &str) {
         self.messages = self.messages.saturating_add(1);
         if self.messages > self.max_messages {
             return;
@@ -237,19 +235,19 @@ impl HostLog {
         // `tracing` levels must be constants at each call site.
         match level {
             LogLevel::Trace => {
-                tracing::trace!(plugin = %name, digest = %digest, function, "{message}")
+                tracing::trace!(plugin = %name, digest = %digest, function, stream, "{message}")
             }
             LogLevel::Debug => {
-                tracing::debug!(plugin = %name, digest = %digest, function, "{message}")
+                tracing::debug!(plugin = %name, digest = %digest, function, stream, "{message}")
             }
             LogLevel::Info => {
-                tracing::info!(plugin = %name, digest = %digest, function, "{message}")
+                tracing::info!(plugin = %name, digest = %digest, function, stream, "{message}")
             }
             LogLevel::Warn => {
-                tracing::warn!(plugin = %name, digest = %digest, function, "{message}")
+                tracing::warn!(plugin = %name, digest = %digest, function, stream, "{message}")
             }
             LogLevel::Error => {
-                tracing::error!(plugin = %name, digest = %digest, function, "{message}")
+                tracing::error!(plugin = %name, digest = %digest, function, stream, "{message}")
             }
         }
     }
@@ -302,18 +300,18 @@ impl CapturedOutput {
         captured.dropped = 0;
     }
 
-    fn take_text(&self) -> Option<String> {
+    /// What was written since the last call (empty if nothing), noting what was dropped.
+    fn take_text(&self) -> String {
         let mut captured = self.lock();
-        if captured.bytes.is_empty() {
-            return None;
-        }
-        let mut text = String::from_utf8_lossy(&captured.bytes).trim_end().to_owned();
+        let mut text = String::from_utf8_lossy(&captured.bytes)
+            .trim_end()
+            .to_owned();
         if captured.dropped > 0 {
             text.push_str(&format!(" … ({} more bytes dropped)", captured.dropped));
         }
         captured.bytes.clear();
         captured.dropped = 0;
-        Some(text)
+        text
     }
 }
 
@@ -398,11 +396,54 @@ mod tests {
         let mut out = CapturedOutput::new(8);
         OutputStream::write(&mut out, Bytes::from_static(b"hello ")).unwrap();
         OutputStream::write(&mut out, Bytes::from_static(b"world\n")).unwrap();
-        assert_eq!(
-            out.take_text().as_deref(),
-            Some("hello wo … (4 more bytes dropped)")
+        assert_eq!(out.take_text(), "hello wo … (4 more bytes dropped)");
+        assert_eq!(out.take_text(), "", "taking the text empties the buffer");
+    }
+
+    #[test]
+    fn log_messages_over_the_per_call_limit_are_dropped_and_counted() {
+        let config = RuntimeConfig {
+            max_log_messages: 2,
+            max_log_message_bytes: 8,
+            ..Default::default()
+        };
+        let plugin = Arc::new(PluginId::new("chatty", "sha256:00"));
+        let logs = captured_logs(|| {
+            let mut log = HostLog::new(plugin, &config);
+            log.begin_call("validate");
+            for n in 0..5 {
+                log.log(LogLevel::Info, &format!("message {n} with a long tail"));
+            }
+            log.end_call();
+        });
+        assert!(logs.contains("message … (18 bytes cut)"), "{logs}");
+        assert_eq!(logs.matches("message ").count(), 2, "{logs}");
+        assert!(
+            logs.contains("dropped 3 log messages and output lines over the limit of 2"),
+            "{logs}"
         );
-        assert_eq!(out.take_text(), None, "taking the text empties the buffer");
+    }
+
+    fn captured_logs(run: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
 
     #[test]

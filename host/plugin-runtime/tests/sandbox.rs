@@ -86,15 +86,22 @@ fn postgres_describes_itself() {
     let info = postgres.info();
     assert_eq!(info.name, "postgres");
     assert_eq!(info.api_version, "0.1.0");
-    for capability in [Capability::Backup, Capability::Commission, Capability::Restore] {
+    for capability in [
+        Capability::Backup,
+        Capability::Commission,
+        Capability::Restore,
+    ] {
         assert!(info.capabilities.contains(&capability), "{capability:?}");
     }
     assert!(postgres.digest().starts_with("sha256:"));
     assert_eq!(postgres.digest().len(), "sha256:".len() + 64);
     assert_eq!(postgres.exports(), ["kci:engine/engine@0.1.0"]);
     assert!(
-        postgres.imports().iter().all(|import| !import.starts_with("wasi:sockets")
-            && !import.starts_with("wasi:filesystem")),
+        postgres
+            .imports()
+            .iter()
+            .all(|import| !import.starts_with("wasi:sockets")
+                && !import.starts_with("wasi:filesystem")),
         "{:?}",
         postgres.imports()
     );
@@ -114,7 +121,10 @@ fn sandboxed_postgres_answers_exactly_like_its_native_code() {
         .expect("sandboxed backup");
     assert_eq!(sandboxed.pod_spec, native.pod_spec);
     assert_eq!(sandboxed.backoff_limit, native.backoff_limit);
-    assert_eq!(sandboxed.active_deadline_seconds, native.active_deadline_seconds);
+    assert_eq!(
+        sandboxed.active_deadline_seconds,
+        native.active_deadline_seconds
+    );
 }
 
 #[test]
@@ -180,7 +190,10 @@ fn memory_limit_holds_without_the_instance_pool_too() {
     assert!(!runtime.uses_instance_pool());
     let plugin = load(&runtime, "memory-bomb.wasm", fixtures::MEMORY_BOMB);
     let error = runtime_error(plugin.backup(&common::backup_request()).unwrap_err());
-    assert!(matches!(error, RuntimeError::MemoryLimit { .. }), "{error:?}");
+    assert!(
+        matches!(error, RuntimeError::MemoryLimit { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -205,7 +218,11 @@ fn panic_is_a_trap_carrying_the_panic_message() {
 #[test]
 fn oversized_output_is_rejected_by_size() {
     let runtime = runtime();
-    let plugin = load(&runtime, "oversized-output.wasm", fixtures::OVERSIZED_OUTPUT);
+    let plugin = load(
+        &runtime,
+        "oversized-output.wasm",
+        fixtures::OVERSIZED_OUTPUT,
+    );
     let error = runtime_error(plugin.backup(&common::backup_request()).unwrap_err());
     assert!(
         matches!(
@@ -250,7 +267,10 @@ fn unknown_api_version_is_refused_naming_found_and_supported() {
             assert_eq!(found, "0.9.0");
             assert_eq!(supported, &["0.1.0"]);
             let message = error.to_string();
-            assert!(message.contains("0.9.0") && message.contains("0.1.0"), "{message}");
+            assert!(
+                message.contains("0.9.0") && message.contains("0.1.0"),
+                "{message}"
+            );
         }
         other => panic!("expected UnsupportedApiVersion, got {other:?}"),
     }
@@ -262,7 +282,10 @@ fn bytes_that_are_no_component_fail_to_compile_under_their_hint() {
     let runtime = runtime();
     let error = runtime.load("notes.txt", b"not wasm at all").unwrap_err();
     assert!(matches!(error, RuntimeError::Compile { .. }), "{error:?}");
-    assert!(error.to_string().starts_with("plugin notes.txt (sha256:"), "{error}");
+    assert!(
+        error.to_string().starts_with("plugin notes.txt (sha256:"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -294,7 +317,10 @@ fn warm_instance_stops_an_endless_loop_on_every_call_deadline() {
         warm.validate(&instance, Some(&database)).expect("validate");
     }
     let error = runtime_error(warm.backup(&common::backup_request()).unwrap_err());
-    assert!(matches!(error, RuntimeError::DeadlineExceeded { .. }), "{error:?}");
+    assert!(
+        matches!(error, RuntimeError::DeadlineExceeded { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -309,7 +335,10 @@ fn a_full_instance_pool_is_reported_as_busy() {
     let plugin = load(&runtime, "builtin:postgres", POSTGRES);
     let warm = plugin.warm().expect("takes the only slot");
     let error = runtime_error(plugin.backup(&common::backup_request()).unwrap_err());
-    assert!(matches!(error, RuntimeError::Busy { limit: 1, .. }), "{error:?}");
+    assert!(
+        matches!(error, RuntimeError::Busy { limit: 1, .. }),
+        "{error:?}"
+    );
     drop(warm);
     plugin
         .backup(&common::backup_request())
@@ -328,7 +357,11 @@ fn disk_cache_is_reused_by_the_next_runtime() {
     assert_eq!(first.code_source(), CodeSource::Compiled);
     let cached = cwasm_files(dir.path());
     assert_eq!(cached.len(), 1, "{cached:?}");
-    let name = cached[0].file_name().unwrap().to_string_lossy().into_owned();
+    let name = cached[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let hex = first.digest().trim_start_matches("sha256:");
     assert!(name.starts_with(&format!("{hex}-")), "{name}");
 
@@ -379,7 +412,11 @@ fn pinned_digest_must_match() {
         .digest()
         .to_owned();
     let pinned = runtime
-        .load_pinned("builtin:postgres", POSTGRES, &digest.to_uppercase().replace("SHA256", "sha256"))
+        .load_pinned(
+            "builtin:postgres",
+            POSTGRES,
+            &digest.to_uppercase().replace("SHA256", "sha256"),
+        )
         .expect("the right digest loads, whatever the hex case");
     assert_eq!(pinned.digest(), digest);
 
@@ -397,7 +434,10 @@ fn pinned_digest_must_match() {
     let error = runtime
         .load_pinned("builtin:postgres", POSTGRES, "ab12cd")
         .unwrap_err();
-    assert!(matches!(error, RuntimeError::InvalidDigest { .. }), "{error:?}");
+    assert!(
+        matches!(error, RuntimeError::InvalidDigest { .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("`ab12cd`"), "{error}");
 }
 
@@ -407,7 +447,10 @@ fn load_file_names_the_plugin_by_file_until_it_describes_itself() {
     let path = dir.path().join("postgres-0.1.0.wasm");
     std::fs::write(&path, POSTGRES).expect("write the plugin file");
     let runtime = runtime();
-    assert_eq!(runtime.load_file(&path).expect("loads").info().name, "postgres");
+    assert_eq!(
+        runtime.load_file(&path).expect("loads").info().name,
+        "postgres"
+    );
 
     let missing = dir.path().join("mysql.wasm");
     let error = runtime.load_file(&missing).unwrap_err();
@@ -434,6 +477,70 @@ fn plugins_run_with_a_small_native_stack() {
     postgres
         .backup(&common::backup_request())
         .expect("backup fits in 64 KiB of native stack");
+}
+
+/// Everything `tracing` writes while `run` runs on this thread.
+fn captured_logs(run: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = buffer.0.lock().expect("log buffer").clone();
+    String::from_utf8(bytes).expect("logs are UTF-8")
+}
+
+#[test]
+fn plugin_log_calls_and_stdout_are_logged_under_the_plugin_name() {
+    let logs = captured_logs(|| {
+        let runtime = runtime();
+        let plugin = load(&runtime, "endless-loop.wasm", fixtures::ENDLESS_LOOP);
+        let (instance, database) = common::instance_and_database();
+        plugin
+            .validate(&instance, Some(&database))
+            .expect("validate");
+    });
+    let lines: Vec<&str> = logs.lines().collect();
+    let logged = |text: &str| {
+        lines
+            .iter()
+            .any(|line| line.contains(text) && line.contains("plugin=endless-loop"))
+    };
+    assert!(
+        logged("validating instance pg-main"),
+        "the log import:\n{logs}"
+    );
+    assert!(logged("validate called for pg-main"), "stdout:\n{logs}");
+}
+
+#[test]
+fn a_panic_message_is_logged_from_stderr() {
+    let logs = captured_logs(|| {
+        let runtime = runtime();
+        let plugin = load(&runtime, "panic.wasm", fixtures::PANIC);
+        let _ = plugin.backup(&common::backup_request());
+    });
+    assert!(
+        logs.lines().any(|line| line.contains("WARN")
+            && line.contains("fixture panics on purpose while backing up orders")
+            && line.contains("stream=\"stderr\"")
+            && line.contains("plugin=panic")),
+        "{logs}"
+    );
 }
 
 #[test]

@@ -19,9 +19,13 @@ use dbo_engine::{CallError, Engine, Severity};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 
-pub use model::{database as engine_database, instance as engine_instance, storage as engine_storage};
+pub use model::{
+    database as engine_database, instance as engine_instance, storage as engine_storage,
+};
 pub use names::short_hash;
-pub use objects::{LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE, LABEL_INSTANCE, LABEL_MANAGED_BY};
+pub use objects::{
+    LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE, LABEL_INSTANCE, LABEL_MANAGED_BY,
+};
 pub use policy::Policy;
 
 /// Where generated passwords come from. The host generates them, never a plugin.
@@ -87,7 +91,11 @@ impl Rendered {
         self.secrets.extend(other.secrets);
         // Backup and restore pods of a Database share one IRSA ServiceAccount.
         for sa in other.service_accounts {
-            if !self.service_accounts.iter().any(|s| s.metadata == sa.metadata) {
+            if !self
+                .service_accounts
+                .iter()
+                .any(|s| s.metadata == sa.metadata)
+            {
                 self.service_accounts.push(sa);
             }
         }
@@ -124,15 +132,21 @@ pub enum RenderError {
         object: String,
         problems: Vec<(String, String)>,
     },
-    #[error("{object}: spec.instance: DbInstance {instance:?} does not exist; create it or fix the name")]
+    #[error(
+        "{object}: spec.instance: DbInstance {instance:?} does not exist; create it or fix the name"
+    )]
     UnknownInstance { object: String, instance: String },
-    #[error("{object}: spec.database: Database {database:?} does not exist in namespace {namespace:?}; a DbRestore restores into a Database of its own namespace")]
+    #[error(
+        "{object}: spec.database: Database {database:?} does not exist in namespace {namespace:?}; a DbRestore restores into a Database of its own namespace"
+    )]
     UnknownDatabase {
         object: String,
         database: String,
         namespace: String,
     },
-    #[error("{object}: spec.engine: no plugin serves engine {engine:?} (available: {available}); install its plugin or fix the name")]
+    #[error(
+        "{object}: spec.engine: no plugin serves engine {engine:?} (available: {available}); install its plugin or fix the name"
+    )]
     UnknownEngine {
         object: String,
         engine: String,
@@ -150,7 +164,9 @@ pub enum RenderError {
         engine: String,
         violations: Vec<String>,
     },
-    #[error("{object}: engine {engine} returned a pod spec that is not valid JSON for a PodSpec: {message}; this is a bug in the plugin")]
+    #[error(
+        "{object}: engine {engine} returned a pod spec that is not valid JSON for a PodSpec: {message}; this is a bug in the plugin"
+    )]
     BadPluginOutput {
         object: String,
         engine: String,
@@ -336,8 +352,9 @@ fn split_diagnostics(
     object: &str,
     diags: Vec<dbo_engine::Diagnostic>,
 ) -> Result<Vec<String>, RenderError> {
-    let (errors, warnings): (Vec<_>, Vec<_>) =
-        diags.into_iter().partition(|d| d.severity == Severity::Error);
+    let (errors, warnings): (Vec<_>, Vec<_>) = diags
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
     if !errors.is_empty() {
         return Err(RenderError::Invalid {
             object: object.to_string(),
@@ -416,7 +433,8 @@ pub fn render_database(
             request.admin.name.clone(),
         ]);
         let pod = ctx.police(&spec, &allowed)?;
-        out.jobs.push(objects::commission_job(&ctx, &admin_ns, pod, &spec));
+        out.jobs
+            .push(objects::commission_job(&ctx, &admin_ns, pod, &spec));
         out.secrets.push(secret);
         out.secrets.push(copy);
     } else {
@@ -445,7 +463,8 @@ pub fn render_database(
         let pod = ctx.police(&spec, &objects::storage_secrets(&refs, &storage))?;
         let (pod, sa) = ctx.merge_backup_options(pod, Some(backup), &storage)?;
         out.service_accounts.extend(sa);
-        out.cron_jobs.push(ctx.backup_cron_job(pod, &spec, &backup.cron));
+        out.cron_jobs
+            .push(ctx.backup_cron_job(pod, &spec, &backup.cron));
     }
     Ok(out)
 }

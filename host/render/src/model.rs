@@ -119,11 +119,17 @@ pub fn storage(inst: &DbInstance) -> Option<engine::Storage> {
 pub fn snapshot(restore: &DbRestore) -> Result<engine::Snapshot, RenderError> {
     let s = &restore.spec.snapshot;
     match (&s.key, s.latest, &s.point_in_time) {
-        (Some(key), None, None) => Ok(engine::Snapshot::Key(key.trim_start_matches('/').to_string())),
+        (Some(key), None, None) => Ok(engine::Snapshot::Key(
+            key.trim_start_matches('/').to_string(),
+        )),
         (None, Some(true), None) => Ok(engine::Snapshot::Latest),
         (None, None, Some(t)) => Ok(engine::Snapshot::PointInTime(t.clone())),
         _ => Err(RenderError::invalid(
-            object_name("DbRestore", restore.metadata.namespace.as_deref(), restore.metadata.name.as_deref()),
+            object_name(
+                "DbRestore",
+                restore.metadata.namespace.as_deref(),
+                restore.metadata.name.as_deref(),
+            ),
             "spec.snapshot",
             "set exactly one of key, latest: true, pointInTime",
         )),
@@ -138,7 +144,9 @@ fn options_json(v: Option<&serde_json::Value>) -> String {
 }
 
 pub fn namespace_of(ns: Option<&str>) -> String {
-    ns.filter(|n| !n.is_empty()).unwrap_or("default").to_string()
+    ns.filter(|n| !n.is_empty())
+        .unwrap_or("default")
+        .to_string()
 }
 
 /// How objects are named in messages: `Database app/orders`, `DbInstance pg`.

@@ -8,8 +8,8 @@ use dbo_engine as engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-    PodTemplateSpec, SeccompProfile, Secret, SecurityContext, ServiceAccount, Volume, VolumeMount,
+    Capabilities, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SeccompProfile, Secret, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -66,13 +66,25 @@ impl<'a> Context<'a> {
 
     fn labels(&self, component: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
-            ("app.kubernetes.io/name".into(), names::label_value(&self.engine)),
-            ("app.kubernetes.io/instance".into(), names::label_value(&self.database)),
+            (
+                "app.kubernetes.io/name".into(),
+                names::label_value(&self.engine),
+            ),
+            (
+                "app.kubernetes.io/instance".into(),
+                names::label_value(&self.database),
+            ),
             (LABEL_COMPONENT.into(), component.into()),
             (LABEL_MANAGED_BY.into(), MANAGER.into()),
             (LABEL_DATABASE.into(), names::label_value(&self.database)),
-            (LABEL_DATABASE_NAMESPACE.into(), names::label_value(&self.namespace)),
-            (LABEL_INSTANCE.into(), names::label_value(&self.instance.name)),
+            (
+                LABEL_DATABASE_NAMESPACE.into(),
+                names::label_value(&self.namespace),
+            ),
+            (
+                LABEL_INSTANCE.into(),
+                names::label_value(&self.instance.name),
+            ),
         ])
     }
 
@@ -81,7 +93,11 @@ impl<'a> Context<'a> {
             name: Some(name),
             namespace: Some(namespace.to_string()),
             labels: Some(self.labels(component)),
-            owner_references: if owned { self.owner.clone().map(|o| vec![o]) } else { None },
+            owner_references: if owned {
+                self.owner.clone().map(|o| vec![o])
+            } else {
+                None
+            },
             ..ObjectMeta::default()
         }
     }
@@ -109,7 +125,9 @@ impl<'a> Context<'a> {
         pod.restart_policy = Some("Never".into());
         // These pods talk to a database and to S3, never to the Kubernetes API.
         pod.automount_service_account_token = Some(false);
-        let psc = pod.security_context.get_or_insert_with(PodSecurityContext::default);
+        let psc = pod
+            .security_context
+            .get_or_insert_with(PodSecurityContext::default);
         psc.run_as_non_root.get_or_insert(true);
         psc.seccomp_profile.get_or_insert_with(|| SeccompProfile {
             type_: "RuntimeDefault".into(),
@@ -121,7 +139,9 @@ impl<'a> Context<'a> {
             .flatten()
             .chain(pod.containers.iter_mut())
         {
-            let sc = c.security_context.get_or_insert_with(SecurityContext::default);
+            let sc = c
+                .security_context
+                .get_or_insert_with(SecurityContext::default);
             sc.allow_privilege_escalation.get_or_insert(false);
             sc.capabilities.get_or_insert_with(|| Capabilities {
                 drop: Some(vec!["ALL".into()]),
@@ -147,7 +167,10 @@ impl<'a> Context<'a> {
                 if volumes.iter().any(|existing| existing.name == v.name) {
                     problems.push((
                         format!("spec.backup.volumes[{i}].name"),
-                        format!("volume name {:?} is used by the engine; choose another name", v.name),
+                        format!(
+                            "volume name {:?} is used by the engine; choose another name",
+                            v.name
+                        ),
                     ));
                 } else if v.host_path.is_some() && !self.options.policy.allow_host_path {
                     problems.push((
@@ -184,7 +207,10 @@ impl<'a> Context<'a> {
                 if !volumes.iter().any(|v| v.name == m.name) {
                     problems.push((
                         format!("spec.backup.volumeMounts[{i}].name"),
-                        format!("no volume named {:?}; add it to spec.backup.volumes", m.name),
+                        format!(
+                            "no volume named {:?}; add it to spec.backup.volumes",
+                            m.name
+                        ),
                     ));
                 }
             }
@@ -192,7 +218,9 @@ impl<'a> Context<'a> {
                 if let Some(name) = &b.container_name {
                     main.name = name.clone();
                 }
-                main.volume_mounts.get_or_insert_with(Vec::new).extend(mounts);
+                main.volume_mounts
+                    .get_or_insert_with(Vec::new)
+                    .extend(mounts);
                 if let Some(r) = &b.resources {
                     main.resources = Some(r.clone());
                 }
@@ -255,7 +283,12 @@ impl<'a> Context<'a> {
     pub fn backup_cron_job(&self, pod: PodSpec, spec: &engine::JobSpec, schedule: &str) -> CronJob {
         let job = self.job_spec(pod, spec, "backup");
         CronJob {
-            metadata: self.meta(names::backup_cron_job(&self.database), &self.namespace, "backup", true),
+            metadata: self.meta(
+                names::backup_cron_job(&self.database),
+                &self.namespace,
+                "backup",
+                true,
+            ),
             spec: CronJobSpec {
                 schedule: schedule.trim().to_string(),
                 time_zone: Some("Etc/UTC".into()),
@@ -306,7 +339,10 @@ fn owner_reference(kind: &str, meta: &ObjectMeta) -> Option<OwnerReference> {
 }
 
 /// Secret names a backup or restore pod may use.
-pub fn storage_secrets(refs: &engine::CredentialRefs, storage: &engine::Storage) -> BTreeSet<String> {
+pub fn storage_secrets(
+    refs: &engine::CredentialRefs,
+    storage: &engine::Storage,
+) -> BTreeSet<String> {
     let mut s = BTreeSet::from([refs.secret_name.clone()]);
     if let engine::Storage::S3(engine::S3Target {
         auth: engine::S3Auth::AccessKey(k),
@@ -359,15 +395,16 @@ pub fn credentials_secret(
     for (key, template) in &layout.templates {
         text.insert(
             key.clone(),
-            render_template(template, ctx.instance, &layout.database_name, &layout.user_name, &password),
+            render_template(
+                template,
+                ctx.instance,
+                &layout.database_name,
+                &layout.user_name,
+                &password,
+            ),
         );
     }
-    let mut meta = ctx.meta(
-        ctx.secret_name.clone(),
-        &ctx.namespace,
-        "credentials",
-        true,
-    );
+    let mut meta = ctx.meta(ctx.secret_name.clone(), &ctx.namespace, "credentials", true);
     if let Some(e) = existing {
         let labels = meta.labels.get_or_insert_with(BTreeMap::new);
         for (k, v) in e.metadata.labels.iter().flatten() {
@@ -470,6 +507,9 @@ mod tests {
             "app-orders",
             "p@ss/w:rd",
         );
-        assert_eq!(url, "postgresql://app-orders:p%40ss%2Fw%3Ard@db.example:5432/app-orders");
+        assert_eq!(
+            url,
+            "postgresql://app-orders:p%40ss%2Fw%3Ard@db.example:5432/app-orders"
+        );
     }
 }

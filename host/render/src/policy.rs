@@ -42,15 +42,28 @@ pub fn check(pod: &PodSpec, policy: &Policy, secrets: &BTreeSet<String>) -> Vec<
 
     for vol in pod.volumes.iter().flatten() {
         if vol.host_path.is_some() && !policy.allow_host_path {
-            v.push(format!("volume {:?}: hostPath volumes are not allowed", vol.name));
+            v.push(format!(
+                "volume {:?}: hostPath volumes are not allowed",
+                vol.name
+            ));
         }
         if let Some(s) = &vol.secret {
-            check_secret(&mut v, secrets, s.secret_name.as_deref(), &format!("volume {:?}", vol.name));
+            check_secret(
+                &mut v,
+                secrets,
+                s.secret_name.as_deref(),
+                &format!("volume {:?}", vol.name),
+            );
         }
         if let Some(p) = &vol.projected {
             for src in p.sources.iter().flatten() {
                 if let Some(s) = &src.secret {
-                    check_secret(&mut v, secrets, Some(&s.name), &format!("volume {:?}", vol.name));
+                    check_secret(
+                        &mut v,
+                        secrets,
+                        Some(&s.name),
+                        &format!("volume {:?}", vol.name),
+                    );
                 }
                 if src.service_account_token.is_some() {
                     v.push(format!(
@@ -82,7 +95,11 @@ pub fn check(pod: &PodSpec, policy: &Policy, secrets: &BTreeSet<String>) -> Vec<
     for c in all {
         check_container(&mut v, c, policy, secrets);
     }
-    if pod.ephemeral_containers.as_ref().is_some_and(|e| !e.is_empty()) {
+    if pod
+        .ephemeral_containers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
         v.push("ephemeralContainers are not allowed".into());
     }
     v
@@ -99,7 +116,12 @@ fn check_secret(v: &mut Vec<String>, secrets: &BTreeSet<String>, name: Option<&s
     }
 }
 
-fn check_container(v: &mut Vec<String>, c: &Container, policy: &Policy, secrets: &BTreeSet<String>) {
+fn check_container(
+    v: &mut Vec<String>,
+    c: &Container,
+    policy: &Policy,
+    secrets: &BTreeSet<String>,
+) {
     let at = format!("container {:?}", c.name);
     if let Some(sc) = &c.security_context {
         if sc.privileged == Some(true) && !policy.allow_privileged {
@@ -164,7 +186,10 @@ mod tests {
         let p = pod(json!({"containers": [{"name": "c", "image": "i",
             "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "k"}}}]}],
             "volumes": [{"name": "v", "secret": {"secretName": "creds"}}, {"name": "t", "emptyDir": {}}]}));
-        assert_eq!(check(&p, &Policy::default(), &allowed()), Vec::<String>::new());
+        assert_eq!(
+            check(&p, &Policy::default(), &allowed()),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -173,11 +198,18 @@ mod tests {
             "containers": [{"name": "c", "image": "i", "securityContext": {"privileged": true}}],
             "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}));
         let v = check(&p, &Policy::default(), &allowed());
-        assert!(v.iter().any(|m| m.contains("privileged containers")), "{v:?}");
+        assert!(
+            v.iter().any(|m| m.contains("privileged containers")),
+            "{v:?}"
+        );
         assert!(v.iter().any(|m| m.contains("hostNetwork")), "{v:?}");
         assert!(v.iter().any(|m| m.contains("hostPID")), "{v:?}");
         assert!(v.iter().any(|m| m.contains("hostPath")), "{v:?}");
-        let lenient = Policy { allow_privileged: true, allow_host_namespaces: true, allow_host_path: true };
+        let lenient = Policy {
+            allow_privileged: true,
+            allow_host_namespaces: true,
+            allow_host_path: true,
+        };
         assert_eq!(check(&p, &lenient, &allowed()), Vec::<String>::new());
     }
 
@@ -189,7 +221,10 @@ mod tests {
             "volumes": [{"name": "v", "secret": {"secretName": "kube-system-token"}}]}));
         let v = check(&p, &Policy::default(), &allowed());
         assert_eq!(v.len(), 3, "{v:?}");
-        assert!(v.iter().any(|m| m.contains("\"other-team\" was not given")), "{v:?}");
+        assert!(
+            v.iter().any(|m| m.contains("\"other-team\" was not given")),
+            "{v:?}"
+        );
         assert!(v.iter().any(|m| m.contains("serviceAccountName")), "{v:?}");
     }
 

@@ -61,22 +61,31 @@ impl Engine for Fake {
             user_key: "POSTGRES_USER".into(),
             password_key: "POSTGRES_PASSWORD".into(),
             password_length: 24,
-            templates: vec![("DATABASE_URL".into(), "postgresql://{user}:{password}@{host}:{port}/{database}".into())],
+            templates: vec![(
+                "DATABASE_URL".into(),
+                "postgresql://{user}:{password}@{host}:{port}/{database}".into(),
+            )],
         })
     }
     fn backup(&self, r: &BackupRequest) -> Result<JobSpec, CallError> {
-        self.seen.lock().unwrap().push(format!("backup {:?}", r.storage));
-        Ok(job(&self.backup_pod))
-    }
-    fn commission(&self, r: &CommissionRequest) -> Result<Option<JobSpec>, CallError> {
         self.seen
             .lock()
             .unwrap()
-            .push(format!("commission admin={} creds={}", r.admin.name, r.credentials.secret_name));
+            .push(format!("backup {:?}", r.storage));
+        Ok(job(&self.backup_pod))
+    }
+    fn commission(&self, r: &CommissionRequest) -> Result<Option<JobSpec>, CallError> {
+        self.seen.lock().unwrap().push(format!(
+            "commission admin={} creds={}",
+            r.admin.name, r.credentials.secret_name
+        ));
         Ok(self.commission_pod.as_ref().map(job))
     }
     fn restore(&self, r: &RestoreRequest) -> Result<JobSpec, CallError> {
-        self.seen.lock().unwrap().push(format!("restore {:?}", r.snapshot));
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("restore {:?}", r.snapshot));
         Ok(job(&self.backup_pod))
     }
 }
@@ -132,7 +141,9 @@ fn go(yaml: &str, fake: Fake) -> (Result<dbo_render::Rendered, dbo_render::Rende
 }
 
 fn ok(yaml: &str) -> dbo_render::Rendered {
-    go(yaml, Fake::default()).0.unwrap_or_else(|e| panic!("render failed: {e}"))
+    go(yaml, Fake::default())
+        .0
+        .unwrap_or_else(|e| panic!("render failed: {e}"))
 }
 
 fn err(yaml: &str, fake: Fake) -> String {
@@ -159,25 +170,55 @@ fn database_gets_secret_commission_job_and_cron_job_in_the_right_places() {
     // Commissioning runs beside the admin Secret, with a copy of the app credentials.
     let job = &r.jobs[0];
     assert_eq!(job.metadata.namespace.as_deref(), Some("db-operator"));
-    assert!(job.metadata.name.as_deref().unwrap().starts_with("dbo-shop-orders-commission-"));
-    assert!(job.metadata.owner_references.is_none(), "owner references cannot cross namespaces");
+    assert!(
+        job.metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with("dbo-shop-orders-commission-")
+    );
+    assert!(
+        job.metadata.owner_references.is_none(),
+        "owner references cannot cross namespaces"
+    );
     let labels = job.metadata.labels.as_ref().unwrap();
     assert_eq!(labels["kci.rocks/database-namespace"], "shop");
     assert_eq!(labels["kci.rocks/database"], "orders");
     let copy = &r.secrets[1];
     assert_eq!(copy.metadata.namespace.as_deref(), Some("db-operator"));
-    assert_eq!(copy.metadata.name.as_deref(), Some("dbo-shop-orders-credentials"));
-    assert_eq!(copy.string_data.as_ref().unwrap()["POSTGRES_PASSWORD"], data["POSTGRES_PASSWORD"]);
-    assert!(!copy.string_data.as_ref().unwrap().contains_key("DATABASE_URL"));
+    assert_eq!(
+        copy.metadata.name.as_deref(),
+        Some("dbo-shop-orders-credentials")
+    );
+    assert_eq!(
+        copy.string_data.as_ref().unwrap()["POSTGRES_PASSWORD"],
+        data["POSTGRES_PASSWORD"]
+    );
+    assert!(
+        !copy
+            .string_data
+            .as_ref()
+            .unwrap()
+            .contains_key("DATABASE_URL")
+    );
     let seen = fake.seen.lock().unwrap().clone();
-    assert!(seen.contains(&"commission admin=pg-admin creds=dbo-shop-orders-credentials".to_string()), "{seen:?}");
-    assert!(seen.iter().any(|s| s.contains("prefix: \"team\"")), "prefix slashes trimmed: {seen:?}");
+    assert!(
+        seen.contains(&"commission admin=pg-admin creds=dbo-shop-orders-credentials".to_string()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|s| s.contains("prefix: \"team\"")),
+        "prefix slashes trimmed: {seen:?}"
+    );
 
     let cron = &r.cron_jobs[0];
     assert_eq!(cron.metadata.namespace.as_deref(), Some("shop"));
     assert_eq!(cron.metadata.name.as_deref(), Some("orders-backup"));
     let owner = &cron.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("Database", "1111-2222", Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("Database", "1111-2222", Some(true))
+    );
     assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Forbid"));
     assert_eq!(cron.spec.schedule, "0 1 * * *");
     let job = cron.spec.job_template.spec.as_ref().unwrap();
@@ -214,8 +255,20 @@ fn irsa_gets_an_annotated_service_account() {
     let r = ok(&yaml);
     let sa = &r.service_accounts[0];
     assert_eq!(sa.metadata.name.as_deref(), Some("orders-backup"));
-    assert_eq!(sa.metadata.annotations.as_ref().unwrap()["eks.amazonaws.com/role-arn"], "arn:aws:iam::1:role/backup");
-    let pod = r.cron_jobs[0].spec.job_template.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!(
+        sa.metadata.annotations.as_ref().unwrap()["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::1:role/backup"
+    );
+    let pod = r.cron_jobs[0]
+        .spec
+        .job_template
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
     assert_eq!(pod.service_account_name.as_deref(), Some("orders-backup"));
 }
 
@@ -227,25 +280,60 @@ fn user_backup_options_are_merged_into_the_engine_pod() {
             "    containerName: my-dump\n    fsGroup: 1234\n    serviceAccountName: backup-sa\n    persistentVolumeClaim: {claimName: scratch, mountPath: /scratch}\n    volumes: [{name: extra, emptyDir: {}}]\n    volumeMounts: [{name: extra, mountPath: /extra}]\n    resources: {limits: {memory: 1Gi}}"
         )
     ));
-    let pod = r.cron_jobs[0].spec.job_template.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = r.cron_jobs[0]
+        .spec
+        .job_template
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
     let c = &pod.containers[0];
     assert_eq!(c.name, "my-dump");
-    let mounts: Vec<_> = c.volume_mounts.as_ref().unwrap().iter().map(|m| m.mount_path.as_str()).collect();
+    let mounts: Vec<_> = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.mount_path.as_str())
+        .collect();
     assert_eq!(mounts, ["/extra", "/scratch"]);
     assert_eq!(pod.security_context.as_ref().unwrap().fs_group, Some(1234));
     assert_eq!(pod.service_account_name.as_deref(), Some("backup-sa"));
-    assert!(c.resources.as_ref().unwrap().limits.as_ref().unwrap().contains_key("memory"));
-    let vols: Vec<_> = pod.volumes.as_ref().unwrap().iter().map(|v| v.name.as_str()).collect();
+    assert!(
+        c.resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap()
+            .contains_key("memory")
+    );
+    let vols: Vec<_> = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
     assert_eq!(vols, ["extra", "backup-pvc"]);
 }
 
 #[test]
 fn a_mount_without_its_volume_names_the_field() {
     let e = err(
-        &format!("{INSTANCE}{}", database("    volumeMounts: [{name: nowhere, mountPath: /x}]")),
+        &format!(
+            "{INSTANCE}{}",
+            database("    volumeMounts: [{name: nowhere, mountPath: /x}]")
+        ),
         Fake::default(),
     );
-    assert!(e.contains("Database shop/orders: spec.backup.volumeMounts[0].name"), "{e}");
+    assert!(
+        e.contains("Database shop/orders: spec.backup.volumeMounts[0].name"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -257,7 +345,10 @@ fn plugin_output_that_breaks_policy_is_refused() {
         ..Fake::default()
     };
     let e = err(&format!("{INSTANCE}{}", database("")), fake);
-    assert!(e.contains("engine fake returned a pod spec the host refuses"), "{e}");
+    assert!(
+        e.contains("engine fake returned a pod spec the host refuses"),
+        "{e}"
+    );
     assert!(e.contains("hostNetwork"), "{e}");
     assert!(e.contains("privileged"), "{e}");
     assert!(e.contains("someone-elses"), "{e}");
@@ -296,15 +387,24 @@ fn engine_warnings_are_reported_with_their_object() {
         ..Fake::default()
     };
     let r = go(&format!("{INSTANCE}{}", database("")), fake).0.unwrap();
-    assert_eq!(r.warnings, ["Database shop/orders: spec.options.x: x is deprecated"]);
+    assert_eq!(
+        r.warnings,
+        ["Database shop/orders: spec.options.x: x is deprecated"]
+    );
 }
 
 #[test]
 fn restore_forms_reach_the_engine_and_the_job_is_owned_by_the_restore() {
     for (snapshot, expected) in [
-        ("{key: team/shop-orders/shop-orders-20261201T000000Z.dump}", "Key(\"team/shop-orders/shop-orders-20261201T000000Z.dump\")"),
+        (
+            "{key: team/shop-orders/shop-orders-20261201T000000Z.dump}",
+            "Key(\"team/shop-orders/shop-orders-20261201T000000Z.dump\")",
+        ),
         ("{latest: true}", "Latest"),
-        ("{pointInTime: '2026-12-01T10:00:00Z'}", "PointInTime(\"2026-12-01T10:00:00Z\")"),
+        (
+            "{pointInTime: '2026-12-01T10:00:00Z'}",
+            "PointInTime(\"2026-12-01T10:00:00Z\")",
+        ),
     ] {
         let yaml = format!(
             "{INSTANCE}{}---\napiVersion: kci.rocks/v1alpha1\nkind: DbRestore\nmetadata: {{name: back, namespace: shop, uid: r-1}}\nspec:\n  database: orders\n  snapshot: {snapshot}\n",
@@ -312,9 +412,16 @@ fn restore_forms_reach_the_engine_and_the_job_is_owned_by_the_restore() {
         );
         let (out, fake) = go(&yaml, Fake::default());
         let r = out.unwrap_or_else(|e| panic!("{snapshot}: {e}"));
-        let job = r.jobs.iter().find(|j| j.metadata.name.as_deref() == Some("back-restore")).expect("restore job");
+        let job = r
+            .jobs
+            .iter()
+            .find(|j| j.metadata.name.as_deref() == Some("back-restore"))
+            .expect("restore job");
         assert_eq!(job.metadata.namespace.as_deref(), Some("shop"));
-        assert_eq!(job.metadata.owner_references.as_ref().unwrap()[0].kind, "DbRestore");
+        assert_eq!(
+            job.metadata.owner_references.as_ref().unwrap()[0].kind,
+            "DbRestore"
+        );
         let seen = fake.seen.lock().unwrap().clone();
         assert!(seen.contains(&format!("restore {expected}")), "{seen:?}");
     }

@@ -8,9 +8,10 @@
 //! 2. Adjust the conversions in `v0_2.rs` to the new types. Where v0.2 adds a field, fill the
 //!    internal model's field there; where the internal model gains a field older plugins cannot
 //!    provide, give it its default in `v0_1.rs`. Never make `dbo_engine` versioned.
-//! 3. Add `V0_2` to [`ApiVersion`], [`EnginePre`] and [`EngineInstance`] and one arm to each
-//!    `match` below (the compiler lists them), and call `v0_2::add_to_linker` in
-//!    [`add_to_linker`]. The linker then serves `kci:engine/host@0.2.0` beside `@0.1.0`.
+//! 3. Add `V0_2` to [`ApiVersion`] (and to `ApiVersion::ALL`, making it `NEWEST`),
+//!    [`EnginePre`] and [`EngineInstance`], one arm to each `match` below (the compiler lists
+//!    them), and call `v0_2::add_to_linker` in [`add_to_linker`]. The linker then serves
+//!    `kci:engine/host@0.2.0` beside `@0.1.0`.
 //! 4. Add a fixture plugin built against v0.2 and extend `tests/sandbox.rs`.
 //!
 //! Older versions stay until the operator drops them in a release note.
@@ -18,8 +19,8 @@
 pub(crate) mod v0_1;
 
 use dbo_engine::{
-    BackupRequest, CommissionRequest, CredentialLayout, Database, Diagnostic, EngineInfo,
-    Instance, JobSpec, PluginError, RestoreRequest,
+    BackupRequest, CommissionRequest, CredentialLayout, Database, Diagnostic, EngineInfo, Instance,
+    JobSpec, PluginError, RestoreRequest,
 };
 use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
@@ -34,6 +35,8 @@ pub(crate) enum ApiVersion {
 
 impl ApiVersion {
     pub(crate) const ALL: &[ApiVersion] = &[ApiVersion::V0_1];
+    /// What a plugin should be built against; named in "missing export" errors.
+    pub(crate) const NEWEST: ApiVersion = ApiVersion::V0_1;
 
     /// The package version as it appears in the component's export names.
     pub(crate) fn as_str(self) -> &'static str {

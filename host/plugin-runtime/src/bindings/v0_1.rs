@@ -54,8 +54,7 @@ pub(crate) fn validate(
     database: Option<&model::Database>,
 ) -> wasmtime::Result<Vec<model::Diagnostic>> {
     let database = database.map(wit::Database::from);
-    let diagnostics =
-        guest(plugin).call_validate(store, &instance.into(), database.as_ref())?;
+    let diagnostics = guest(plugin).call_validate(store, &instance.into(), database.as_ref())?;
     Ok(diagnostics.into_iter().map(Into::into).collect())
 }
 

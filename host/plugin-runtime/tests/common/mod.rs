@@ -26,7 +26,10 @@ pub fn restore_request() -> model::RestoreRequest {
 }
 
 pub fn instance_and_database() -> (model::Instance, model::Database) {
-    (instance(&testing::instance()), database(&testing::database()))
+    (
+        instance(&testing::instance()),
+        database(&testing::database()),
+    )
 }
 
 pub fn backup_request_from(request: &sdk::BackupRequest) -> model::BackupRequest {
@@ -90,11 +93,13 @@ fn storage(storage: &sdk::Storage) -> model::Storage {
             endpoint: target.endpoint.clone(),
             auth: match &target.auth {
                 sdk::S3Auth::Irsa(role) => model::S3Auth::Irsa(role.clone()),
-                sdk::S3Auth::AccessKey(secret) => model::S3Auth::AccessKey(model::AccessKeySecret {
-                    name: secret.name.clone(),
-                    access_key_id_key: secret.access_key_id_key.clone(),
-                    secret_access_key_key: secret.secret_access_key_key.clone(),
-                }),
+                sdk::S3Auth::AccessKey(secret) => {
+                    model::S3Auth::AccessKey(model::AccessKeySecret {
+                        name: secret.name.clone(),
+                        access_key_id_key: secret.access_key_id_key.clone(),
+                        secret_access_key_key: secret.secret_access_key_key.clone(),
+                    })
+                }
                 sdk::S3Auth::Ambient => model::S3Auth::Ambient,
             },
         }),
