@@ -1,0 +1,24 @@
+//! End-to-end tests of db-operator: render through the real engine plugins, then run the
+//! rendered Jobs' containers on this machine against real servers.
+//!
+//! - [`pod_runner`] runs a PodSpec's containers with exactly the env, files and paths it declares.
+//! - [`services`] starts PostgreSQL and an S3 server for a test and stops them on drop.
+//! - [`tools`] finds the programs both need and says which package provides a missing one.
+
+pub mod pod_runner;
+pub mod services;
+pub mod tools;
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), Path::to_owned)
+}
+
+/// The build directory of an engine's image, `deploy/images/<engine>/`.
+pub fn image_dir(engine: &str) -> PathBuf {
+    repo_root().join("deploy").join("images").join(engine)
+}
