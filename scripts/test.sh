@@ -33,6 +33,15 @@ step "note: the end-to-end tests (tests/) need root, PostgreSQL 15, rclone (PyPI
 # `cargo doc` is left out on purpose: it re-checks every dependency and adds about a third to
 # a cold run.
 step "cargo test --workspace --locked --no-fail-fast"
-cargo test --workspace --locked --no-fail-fast
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run: cargo prints a result per test binary, the last of
+# which is usually an empty doc-test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+	END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+if ((status != 0)); then
+	exit "$status"
+fi
 
-step "all checks passed"
