@@ -19,10 +19,6 @@ use dbo_engine::{CallError, Engine, Severity};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 
-pub use model::{
-    database as engine_database, instance as engine_instance, storage as engine_storage,
-};
-pub use names::short_hash;
 pub use objects::{
     LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE, LABEL_INSTANCE, LABEL_MANAGED_BY,
 };
@@ -224,6 +220,8 @@ pub fn render_with(
     let mut errors = Vec::new();
 
     let mut instances = BTreeMap::new();
+    // Databases on a broken instance are not reported again as "unknown instance".
+    let mut broken = BTreeSet::new();
     for inst in &manifests.instances {
         let name = inst.metadata.name.clone().unwrap_or_default();
         match check_instance(inst, engines) {
@@ -233,17 +231,10 @@ pub fn render_with(
             }
             Err(e) => {
                 errors.push(e);
-                // Databases on a broken instance are not reported again as "unknown instance".
-                instances.remove(&name);
+                broken.insert(name);
             }
         }
     }
-    let broken: BTreeSet<String> = manifests
-        .instances
-        .iter()
-        .filter_map(|i| i.metadata.name.clone())
-        .filter(|n| !instances.contains_key(n))
-        .collect();
 
     for db in &manifests.databases {
         let object = db_object(db);
@@ -322,13 +313,7 @@ pub fn check_instance<'e>(
     engines: &'e dyn Engines,
 ) -> Result<(&'e dyn Engine, Vec<String>), RenderError> {
     let object = instance_object(inst);
-    let problems: Vec<(String, String)> = dbo_api::validate_instance(inst)
-        .into_iter()
-        .map(|e| (e.field, e.message))
-        .collect();
-    if !problems.is_empty() {
-        return Err(RenderError::Invalid { object, problems });
-    }
+    reject_invalid(&object, dbo_api::validate_instance(inst))?;
     let engine = engines
         .engine(&inst.spec.engine)
         .ok_or_else(|| RenderError::UnknownEngine {
@@ -345,6 +330,17 @@ pub fn check_instance<'e>(
         })?;
     let warnings = split_diagnostics(&object, diags)?;
     Ok((engine, warnings))
+}
+
+/// The host's own validation of a resource: any finding stops rendering that object.
+fn reject_invalid(object: &str, errors: Vec<dbo_api::FieldError>) -> Result<(), RenderError> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(RenderError::Invalid {
+        object: object.to_string(),
+        problems: errors.into_iter().map(|e| (e.field, e.message)).collect(),
+    })
 }
 
 /// Engine errors stop rendering; warnings are returned, prefixed with their object.
@@ -375,13 +371,7 @@ pub fn render_database(
     options: &RenderOptions,
 ) -> Result<Rendered, RenderError> {
     let object = db_object(input.database);
-    let problems: Vec<(String, String)> = dbo_api::validate_database(input.database)
-        .into_iter()
-        .map(|e| (e.field, e.message))
-        .collect();
-    if !problems.is_empty() {
-        return Err(RenderError::Invalid { object, problems });
-    }
+    reject_invalid(&object, dbo_api::validate_database(input.database))?;
     let instance = model::instance(input.instance)?;
     let database = model::database(input.database);
     let engine_err = |source| RenderError::Engine {
@@ -479,13 +469,7 @@ pub fn render_restore(
 ) -> Result<Rendered, RenderError> {
     let ns = model::namespace_of(restore.metadata.namespace.as_deref());
     let object = model::object_name("DbRestore", Some(&ns), restore.metadata.name.as_deref());
-    let problems: Vec<(String, String)> = dbo_api::validate_restore(restore)
-        .into_iter()
-        .map(|e| (e.field, e.message))
-        .collect();
-    if !problems.is_empty() {
-        return Err(RenderError::Invalid { object, problems });
-    }
+    reject_invalid(&object, dbo_api::validate_restore(restore))?;
     let engine_err = |source| RenderError::Engine {
         object: object.clone(),
         source,
