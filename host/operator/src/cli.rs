@@ -1,12 +1,12 @@
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dbo_plugin_runtime::{Plugin, PluginRuntime, RuntimeConfig};
+use dbo_controller::Passwords;
+use dbo_plugin_runtime::{PluginRuntime, RuntimeConfig};
 use rand::rngs::{OsRng, StdRng};
-use rand::{Rng, SeedableRng, TryRngCore};
+use rand::{SeedableRng, TryRngCore};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,6 +28,10 @@ enum Command {
     /// Work with engine plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run the controllers against a Kubernetes cluster (in-cluster config or KUBECONFIG).
+    Run(crate::serve::RunArgs),
+    /// Start a local API server on 127.0.0.1, apply manifests, and run the controllers against it.
+    Dev(crate::serve::DevArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,9 +48,8 @@ struct RenderArgs {
     /// YAML file or directory of YAML files with DbInstance, Database, DbRestore (and Secret) resources; `-` reads stdin.
     #[arg(short = 'f', long = "filename", required = true)]
     files: Vec<PathBuf>,
-    /// Serve an engine from a plugin file instead of (or besides) the built-in ones: `NAME=FILE.wasm`.
-    #[arg(long = "plugin", value_name = "NAME=FILE")]
-    plugins: Vec<String>,
+    #[command(flatten)]
+    engines: crate::engines::EngineArgs,
     #[command(flatten)]
     sandbox: SandboxArgs,
     /// Output format.
@@ -58,7 +61,7 @@ struct RenderArgs {
 }
 
 #[derive(Parser, Debug)]
-struct SandboxArgs {
+pub struct SandboxArgs {
     /// Deadline of one plugin call, in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     plugin_timeout_ms: u64,
@@ -69,9 +72,17 @@ struct SandboxArgs {
 
 impl SandboxArgs {
     fn runtime(&self) -> Result<PluginRuntime, CliError> {
+        self.runtime_with_cache(None)
+    }
+
+    pub fn runtime_with_cache(
+        &self,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<PluginRuntime, CliError> {
         let config = RuntimeConfig {
             call_timeout: Duration::from_millis(self.plugin_timeout_ms),
             memory_limit_bytes: self.plugin_memory_mib.saturating_mul(1024 * 1024),
+            cache_dir,
             ..RuntimeConfig::default()
         };
         PluginRuntime::new(config).map_err(|e| CliError::Plugin(Box::new(e)))
@@ -108,12 +119,27 @@ pub enum CliError {
     Empty { path: String },
     #[error("writing output: {0}")]
     Output(String),
+    #[error("--plugin-digest {0:?}: expected NAME=sha256:HEX")]
+    DigestFlag(String),
+    #[error("--plugin-digest {name}=...: no plugin serves engine {name:?}; loaded: {available}")]
+    DigestUnknownEngine { name: String, available: String },
+    #[error(
+        "engine {name:?} ({origin}) has digest {found}, but --plugin-digest pins {expected}; refusing to serve it. Deploy the pinned build or update the pin"
+    )]
+    DigestMismatch {
+        name: String,
+        origin: String,
+        expected: String,
+        found: String,
+    },
+    #[error("{0}")]
+    Serve(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::PluginFlag(_) => 2,
+            CliError::PluginFlag(_) | CliError::DigestFlag(_) => 2,
             _ => 1,
         }
     }
@@ -124,6 +150,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Render(args) => render(args),
         Command::Crd => write_stdout(&dbo_api::crds_yaml()),
         Command::Plugin(PluginCommand::Inspect { file }) => inspect(&file),
+        Command::Run(args) => crate::serve::run(args),
+        Command::Dev(args) => crate::serve::dev(args),
     }
 }
 
@@ -132,31 +160,6 @@ fn write_stdout(s: &str) -> Result<(), CliError> {
     out.write_all(s.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| CliError::Output(e.to_string()))
-}
-
-/// Built-in engines plus `--plugin` overrides, each loaded into the sandbox.
-fn load_engines(
-    runtime: &PluginRuntime,
-    flags: &[String],
-) -> Result<BTreeMap<String, Plugin>, CliError> {
-    let mut engines = BTreeMap::new();
-    for (name, wasm) in dbo_plugin_artifacts::builtin_engines() {
-        let plugin = runtime
-            .load(&format!("builtin:{name}"), wasm)
-            .map_err(|e| CliError::Plugin(Box::new(e)))?;
-        engines.insert(plugin.info().name.clone(), plugin);
-    }
-    for flag in flags {
-        let (name, file) = flag
-            .split_once('=')
-            .filter(|(n, f)| !n.is_empty() && !f.is_empty())
-            .ok_or_else(|| CliError::PluginFlag(flag.clone()))?;
-        let plugin = runtime
-            .load_file(Path::new(file))
-            .map_err(|e| CliError::Plugin(Box::new(e)))?;
-        engines.insert(name.to_string(), plugin);
-    }
-    Ok(engines)
 }
 
 /// Reads the inputs: files, every `*.yaml`/`*.yml` of a directory (sorted), or stdin.
@@ -199,9 +202,10 @@ fn read_inputs(paths: &[PathBuf]) -> Result<Vec<(String, String)>, CliError> {
     Ok(out)
 }
 
-fn render(args: RenderArgs) -> Result<(), CliError> {
+/// Every manifest of the inputs, parsed strictly.
+pub fn read_manifests(files: &[PathBuf]) -> Result<dbo_api::manifest::Manifests, CliError> {
     let mut manifests = dbo_api::manifest::Manifests::default();
-    for (path, text) in read_inputs(&args.files)? {
+    for (path, text) in read_inputs(files)? {
         let m = dbo_api::manifest::parse(&text).map_err(|source| CliError::Manifest {
             path: path.clone(),
             source: Box::new(source),
@@ -212,6 +216,11 @@ fn render(args: RenderArgs) -> Result<(), CliError> {
         manifests.secrets.extend(m.secrets);
         manifests.config_maps.extend(m.config_maps);
     }
+    Ok(manifests)
+}
+
+fn render(args: RenderArgs) -> Result<(), CliError> {
+    let manifests = read_manifests(&args.files)?;
     if manifests.instances.is_empty()
         && manifests.databases.is_empty()
         && manifests.restores.is_empty()
@@ -226,7 +235,7 @@ fn render(args: RenderArgs) -> Result<(), CliError> {
     }
 
     let runtime = args.sandbox.runtime()?;
-    let engines = load_engines(&runtime, &args.plugins)?;
+    let engines = crate::engines::load(&runtime, &args.engines)?;
     let mut passwords: Box<dyn dbo_render::PasswordSource> = match args.insecure_password_seed {
         Some(seed) => Box::new(Passwords(StdRng::seed_from_u64(seed))),
         None => Box::new(Passwords(StdRng::from_rng(&mut OsRng.unwrap_err()))),
@@ -251,20 +260,6 @@ fn render(args: RenderArgs) -> Result<(), CliError> {
         }
     };
     write_stdout(&text)
-}
-
-/// Passwords the host generates: letters and digits only, so they survive every shell,
-/// connection string and config file without quoting.
-struct Passwords<R: Rng>(R);
-
-impl<R: Rng> dbo_render::PasswordSource for Passwords<R> {
-    fn generate(&mut self, length: usize) -> String {
-        (&mut self.0)
-            .sample_iter(rand::distr::Alphanumeric)
-            .take(length)
-            .map(char::from)
-            .collect()
-    }
 }
 
 fn inspect(file: &Path) -> Result<(), CliError> {

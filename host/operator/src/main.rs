@@ -2,6 +2,8 @@
 //! naming the file, object and field, and a non-zero exit code — never a panic.
 
 mod cli;
+mod engines;
+mod serve;
 
 use std::process::ExitCode;
 

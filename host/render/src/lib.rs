@@ -19,6 +19,8 @@ use dbo_engine::{CallError, Engine, Severity};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 
+/// Names and label values the controllers need to find rendered objects again.
+pub use names::{backup_cron_job as backup_cron_job_name, label_value};
 pub use objects::{
     LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE, LABEL_INSTANCE, LABEL_MANAGED_BY,
 };
@@ -80,6 +82,22 @@ pub struct Rendered {
     pub cron_jobs: Vec<CronJob>,
     /// Engine warnings, each naming its object and field.
     pub warnings: Vec<String>,
+    /// What the credentials Secret of a rendered Database holds; set by [`render_database`].
+    pub credentials: Option<CredentialsInfo>,
+}
+
+/// The part of a credentials Secret the host owns: a controller applies exactly these keys, so
+/// keys a user added stay theirs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialsInfo {
+    /// Name of the Secret, in the Database's namespace.
+    pub secret_name: String,
+    /// Keys the host writes (database, user, password, connection templates).
+    pub keys: Vec<String>,
+    /// Database name on the server, as the engine derived it.
+    pub database: String,
+    /// User name on the server, as the engine derived it.
+    pub user: String,
 }
 
 impl Rendered {
@@ -395,6 +413,16 @@ pub fn render_database(
     let ctx = objects::Context::new(input, &instance, &database, options);
 
     let secret = objects::credentials_secret(&ctx, &layout, input.existing_secret, passwords);
+    out.credentials = Some(CredentialsInfo {
+        secret_name: input.database.spec.secret_name.clone(),
+        keys: [&layout.database_key, &layout.user_key, &layout.password_key]
+            .into_iter()
+            .cloned()
+            .chain(layout.templates.iter().map(|(key, _)| key.clone()))
+            .collect(),
+        database: layout.database_name.clone(),
+        user: layout.user_name.clone(),
+    });
     let refs = dbo_engine::CredentialRefs {
         secret_name: input.database.spec.secret_name.clone(),
         database_key: layout.database_key.clone(),

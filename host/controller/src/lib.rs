@@ -1,0 +1,255 @@
+//! db-operator's controllers: `DbInstance`, `Database` and `DbRestore` reconcilers on kube-rs.
+//!
+//! The controllers own every side effect: they read the cluster, ask the renderer (and through
+//! it the engine plugins, via [`EngineCatalog`]) what should exist, and write only what differs,
+//! with server-side apply under one field manager. Reconciles are level-based: running one on a
+//! converged object sends no write.
+
+mod apply;
+mod catalog;
+mod conditions;
+mod context;
+mod database;
+mod finalizer;
+mod instance;
+mod jobs;
+mod restore;
+mod schedule;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dbo_api::{Database, DbInstance, DbRestore};
+use dbo_render::{LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE, LABEL_MANAGED_BY};
+use futures::{FutureExt, StreamExt, future::BoxFuture};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use rand::Rng;
+
+pub use apply::MANAGER;
+pub use catalog::{EngineCatalog, ServedEngine, StaticCatalog};
+pub use context::{Config, Context};
+pub use database::FINALIZER as DATABASE_FINALIZER;
+
+/// Why a reconcile failed; retried with exponential backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("an engine call did not finish: {0}")]
+    Join(String),
+}
+
+/// Generated passwords: alphanumeric, from the operating system's randomness unless a test
+/// passes a seeded generator.
+pub struct Passwords<R: Rng>(pub R);
+
+impl<R: Rng> dbo_render::PasswordSource for Passwords<R> {
+    fn generate(&mut self, length: usize) -> String {
+        (&mut self.0)
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(length)
+            .map(char::from)
+            .collect()
+    }
+}
+
+pub(crate) fn os_passwords() -> Passwords<rand::rngs::ThreadRng> {
+    Passwords(rand::rng())
+}
+
+/// Set once every controller's caches have synced; what `/readyz` reports.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+    fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"))
+}
+
+fn error_policy<K>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let key = format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    );
+    tracing::warn!(object = %key, error = %err, "reconcile failed; retrying with backoff");
+    ctx.backoff(&key)
+}
+
+/// The Database a labelled Job belongs to (commissioning Jobs live in another namespace, and
+/// backup Jobs are owned by their CronJob, so owner references do not lead back).
+fn database_of(job: Job) -> Option<ObjectRef<Database>> {
+    let labels = job.metadata.labels.as_ref()?;
+    let name = labels.get(LABEL_DATABASE)?;
+    let ns = labels.get(LABEL_DATABASE_NAMESPACE)?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+async fn drain<K, S, E>(name: &'static str, stream: S)
+where
+    K: Resource + Debug,
+    K::DynamicType: Debug,
+    E: std::error::Error,
+    S: futures::Stream<Item = Result<(ObjectRef<K>, Action), E>>,
+{
+    stream
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(controller = name, error = %e, "reconcile did not complete");
+            }
+        })
+        .await;
+}
+
+fn synced<K>(store: kube::runtime::reflector::Store<K>) -> BoxFuture<'static, bool>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
+{
+    async move { store.wait_until_ready().await.is_ok() }.boxed()
+}
+
+/// Runs the three controllers until `shutdown` resolves. `readiness` turns true once every
+/// cache has synced.
+pub async fn run(
+    ctx: Arc<Context>,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let shutdown = (Box::pin(shutdown) as BoxFuture<'static, ()>).shared();
+    let client = ctx.client.clone();
+    let concurrency = controller::Config::default().concurrency(ctx.config.concurrency);
+    let scopes: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config
+            .watch_namespaces
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect()
+    };
+    let api_in = |ns: &Option<String>| -> (
+        Api<Database>,
+        Api<DbRestore>,
+        Api<Job>,
+        Api<CronJob>,
+        Api<Secret>,
+    ) {
+        match ns {
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+        }
+    };
+
+    let instances = Controller::new(
+        Api::<DbInstance>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(concurrency.clone())
+    .graceful_shutdown_on(shutdown.clone());
+    let mut stores = vec![synced(instances.store())];
+    let mut tasks: Vec<BoxFuture<'static, ()>> = vec![
+        drain(
+            "dbinstance",
+            instances.run(instance::reconcile, error_policy, ctx.clone()),
+        )
+        .boxed(),
+    ];
+
+    for scope in &scopes {
+        let (dbs, restores, jobs, cron_jobs, secrets) = api_in(scope);
+        let databases = Controller::new(dbs, watcher::Config::default())
+            .with_config(concurrency.clone())
+            .graceful_shutdown_on(shutdown.clone());
+        let store = databases.store();
+        stores.push(synced(store.clone()));
+        // Commissioning Jobs run in the admin Secret's namespace: in all-namespaces mode this
+        // watch sees them; with watched namespaces `recheck` polling picks up their outcome.
+        let databases = databases
+            .owns(cron_jobs, managed())
+            .owns(secrets, managed())
+            .watches(jobs.clone(), managed(), database_of)
+            .watches(
+                Api::<DbInstance>::all(client.clone()),
+                watcher::Config::default(),
+                move |inst: DbInstance| {
+                    let name = inst.name_any();
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|db| db.spec.instance == name)
+                        .map(|db| ObjectRef::from_obj(db.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            );
+        tasks.push(
+            drain(
+                "database",
+                databases.run(database::reconcile, error_policy, ctx.clone()),
+            )
+            .boxed(),
+        );
+
+        let restore_jobs = watcher::Config::default().labels(&format!(
+            "{LABEL_MANAGED_BY}={MANAGER},{LABEL_COMPONENT}=restore"
+        ));
+        let restores = Controller::new(restores, watcher::Config::default())
+            .with_config(concurrency.clone())
+            .graceful_shutdown_on(shutdown.clone())
+            .owns(jobs, restore_jobs);
+        stores.push(synced(restores.store()));
+        tasks.push(
+            drain(
+                "dbrestore",
+                restores.run(restore::reconcile, error_policy, ctx.clone()),
+            )
+            .boxed(),
+        );
+    }
+
+    let ready = async move {
+        if futures::future::join_all(stores)
+            .await
+            .into_iter()
+            .all(|ok| ok)
+        {
+            readiness.set();
+            tracing::info!("caches synced; controllers running");
+        }
+    };
+    tasks.push(ready.boxed());
+    futures::future::join_all(tasks).await;
+}

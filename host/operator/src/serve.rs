@@ -1,0 +1,322 @@
+//! `db-operator run` (against a cluster) and `db-operator dev` (against an in-process API
+//! server on 127.0.0.1, with the example manifests applied).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbo_controller::{Config as ControllerConfig, Context, Readiness};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cli::{CliError, SandboxArgs};
+use crate::engines::{self, EngineArgs};
+
+/// Field manager of what `dev` applies on the user's behalf (as `kubectl apply` would).
+const DEV_MANAGER: &str = "db-operator-dev";
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    engines: EngineArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    /// Reconcile Databases and DbRestores only in these namespaces (repeatable, or
+    /// comma-separated in the environment variable); default all. DbInstances are cluster-scoped.
+    #[arg(
+        long = "watch-namespace",
+        env = "DBO_WATCH_NAMESPACES",
+        value_name = "NS",
+        value_delimiter = ','
+    )]
+    watch_namespaces: Vec<String>,
+    /// Address of the `/healthz` and `/readyz` endpoints.
+    #[arg(long, env = "DBO_PROBE_ADDR", default_value = "0.0.0.0:8080")]
+    probe_addr: SocketAddr,
+    /// Directory for compiled plugins, so a restart skips compiling them.
+    #[arg(long, env = "DBO_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DevArgs {
+    /// YAML files or directories to apply once the API server is up (DbInstance, Database,
+    /// DbRestore, Secret, ConfigMap); their namespaces are created when missing.
+    #[arg(short = 'f', long = "filename")]
+    files: Vec<PathBuf>,
+    /// Address of the in-process API server.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Where to write the kubeconfig for kubectl (default: a file in the system's temp directory).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    engines: EngineArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Serve(format!("cannot start the async runtime: {e}")))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn controller_context(
+    client: Client,
+    engines: &EngineArgs,
+    sandbox: &SandboxArgs,
+    cache_dir: Option<PathBuf>,
+    config: ControllerConfig,
+) -> Result<Arc<Context>, CliError> {
+    let runtime = sandbox.runtime_with_cache(cache_dir)?;
+    let loaded = engines::load(&runtime, engines)?;
+    for (name, plugin) in &loaded {
+        tracing::info!(engine = %name, version = %plugin.info().version, digest = %plugin.digest(), "engine plugin loaded");
+    }
+    let catalog = Arc::new(engines::catalog(loaded));
+    Ok(Arc::new(Context::new(client, catalog, config)))
+}
+
+pub fn run(args: RunArgs) -> Result<(), CliError> {
+    tokio_runtime()?.block_on(async move {
+        let client = Client::try_default().await.map_err(|e| {
+            CliError::Serve(format!(
+                "no Kubernetes API to talk to: {e}. Run inside a cluster (in-cluster config) or set KUBECONFIG; `db-operator dev` starts a local API server instead"
+            ))
+        })?;
+        let config = ControllerConfig {
+            watch_namespaces: args.watch_namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect(),
+            instance: std::env::var("POD_NAME").ok(),
+            ..ControllerConfig::default()
+        };
+        let ctx = controller_context(client, &args.engines, &args.sandbox, args.cache_dir.clone(), config)?;
+        let readiness = Readiness::default();
+        let probes = tokio::net::TcpListener::bind(args.probe_addr)
+            .await
+            .map_err(|e| CliError::Serve(format!("--probe-addr {}: {e}", args.probe_addr)))?;
+        tokio::spawn(serve_probes(probes, readiness.clone()));
+        tracing::info!(probes = %args.probe_addr, "db-operator running");
+        dbo_controller::run(ctx, readiness, shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// `/healthz`: the process serves requests. `/readyz`: every controller's cache has synced.
+async fn serve_probes(listener: tokio::net::TcpListener, readiness: Readiness) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let ready = readiness.is_ready();
+                    async move {
+                        let (code, body) = match req.uri().path() {
+                            "/healthz" | "/livez" => (200, "ok"),
+                            "/readyz" if ready => (200, "ok"),
+                            "/readyz" => (503, "caches not synced yet"),
+                            _ => (404, "not found"),
+                        };
+                        hyper::Response::builder()
+                            .status(code)
+                            .header("content-type", "text/plain")
+                            .body(Full::new(Bytes::from_static(body.as_bytes())))
+                    }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+pub fn dev(args: DevArgs) -> Result<(), CliError> {
+    // Parse first: a broken example fails before anything starts, with the same messages as
+    // `render`.
+    let manifests = crate::cli::read_manifests(&args.files)?;
+    tokio_runtime()?.block_on(async move {
+        let server = dbo_apiserver::ApiServer::start(dbo_apiserver::Config {
+            addr: args.listen,
+            ..dbo_apiserver::Config::default()
+        })
+        .await
+        .map_err(|e| CliError::Serve(format!("--listen {}: {e}", args.listen)))?;
+        let kubeconfig = args
+            .kubeconfig
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("db-operator-dev").join("kubeconfig"));
+        if let Some(dir) = kubeconfig.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| CliError::Read {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        std::fs::write(&kubeconfig, server.kubeconfig("db-operator-dev")).map_err(|source| {
+            CliError::Read {
+                path: kubeconfig.display().to_string(),
+                source,
+            }
+        })?;
+        let uri: http::Uri = server
+            .url()
+            .parse()
+            .map_err(|e| CliError::Serve(format!("API server URL: {e}")))?;
+        let client = Client::try_from(kube::Config::new(uri))
+            .map_err(|e| CliError::Serve(format!("client for the dev API server: {e}")))?;
+        install_crds(&client).await?;
+        let applied = apply_manifests(&client, &manifests).await?;
+
+        let config = ControllerConfig {
+            recheck: Duration::from_secs(2),
+            ..ControllerConfig::default()
+        };
+        let ctx = controller_context(client, &args.engines, &args.sandbox, None, config)?;
+        let readiness = Readiness::default();
+        let controllers = tokio::spawn(dbo_controller::run(ctx, readiness, shutdown_signal()));
+
+        let path = kubeconfig.display();
+        println!("db-operator dev: API server on {}", server.url());
+        println!("  applied {applied} object(s); controllers running (Ctrl-C stops)");
+        println!("  kubeconfig: {path}");
+        println!();
+        println!("  export KUBECONFIG={path}");
+        println!("  kubectl get dbinstances,databases,dbrestores -A");
+        println!("  kubectl get cronjobs,jobs,secrets -A");
+        println!("  kubectl describe database -A");
+        println!();
+        println!("  Jobs do not run here: mark one done with");
+        println!(
+            "  kubectl patch job NAME -n NS --subresource=status --type=merge -p '{{\"status\":{{\"succeeded\":1,\"conditions\":[{{\"type\":\"Complete\",\"status\":\"True\"}}]}}}}'"
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = controllers.await;
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn install_crds(client: &Client) -> Result<(), CliError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in dbo_api::crds() {
+        apply(&api, &crd).await?;
+    }
+    Ok(())
+}
+
+async fn apply<K>(api: &Api<K>, obj: &K) -> Result<(), CliError>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
+{
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::apply(DEV_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| CliError::Serve(format!("applying {} {}: {e}", K::kind(&()), obj.name_any())))
+}
+
+/// Applies what the files declared, creating their namespaces first; returns the object count.
+async fn apply_manifests(
+    client: &Client,
+    m: &dbo_api::manifest::Manifests,
+) -> Result<usize, CliError> {
+    let mut namespaces: Vec<String> = m
+        .secrets
+        .iter()
+        .map(|s| s.namespace().unwrap_or_else(|| "default".into()))
+        .chain(
+            m.config_maps
+                .iter()
+                .map(|c| c.namespace().unwrap_or_else(|| "default".into())),
+        )
+        .chain(m.databases.iter().map(|d| d.namespace_or_default()))
+        .chain(m.restores.iter().map(|r| r.namespace_or_default()))
+        .chain(
+            m.instances
+                .iter()
+                .map(|i| i.spec.admin_secret_ref.namespace.clone()),
+        )
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    for ns in &namespaces {
+        if ns_api
+            .get_opt(ns)
+            .await
+            .map_err(|e| CliError::Serve(e.to_string()))?
+            .is_none()
+        {
+            let obj = Namespace {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..Default::default()
+                },
+                ..Namespace::default()
+            };
+            apply(&ns_api, &obj).await?;
+        }
+    }
+    let mut count = 0;
+    for s in &m.secrets {
+        let ns = s.namespace().unwrap_or_else(|| "default".into());
+        apply(&Api::<Secret>::namespaced(client.clone(), &ns), s).await?;
+        count += 1;
+    }
+    for c in &m.config_maps {
+        let ns = c.namespace().unwrap_or_else(|| "default".into());
+        apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), c).await?;
+        count += 1;
+    }
+    for i in &m.instances {
+        apply(&Api::<dbo_api::DbInstance>::all(client.clone()), i).await?;
+        count += 1;
+    }
+    for d in &m.databases {
+        apply(
+            &Api::<dbo_api::Database>::namespaced(client.clone(), &d.namespace_or_default()),
+            d,
+        )
+        .await?;
+        count += 1;
+    }
+    for r in &m.restores {
+        apply(
+            &Api::<dbo_api::DbRestore>::namespaced(client.clone(), &r.namespace_or_default()),
+            r,
+        )
+        .await?;
+        count += 1;
+    }
+    Ok(count)
+}
