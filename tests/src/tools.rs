@@ -281,8 +281,10 @@ mod tests {
     fn kubectl_versions_are_read_from_the_client_version() {
         let json = br#"{"clientVersion":{"major":"1","minor":"37+","gitVersion":"v1.37.1"}}"#;
         assert_eq!(parse_kubectl_version(json), Some((1, 37)));
-        assert!(parse_kubectl_version(br#"{"clientVersion":{"major":"1","minor":"29"}}"#)
-            .is_some_and(|v| v < KUBECTL_MIN));
+        assert!(
+            parse_kubectl_version(br#"{"clientVersion":{"major":"1","minor":"29"}}"#)
+                .is_some_and(|v| v < KUBECTL_MIN)
+        );
         assert_eq!(parse_kubectl_version(b"Client Version: v1.37.1"), None);
     }
 }

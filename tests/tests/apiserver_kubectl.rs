@@ -51,7 +51,9 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Self {
         let kubectl = tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
-        let server = ApiServer::start(Config::default()).await.expect("server starts");
+        let server = ApiServer::start(Config::default())
+            .await
+            .expect("server starts");
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig("emulator"))
             .expect("kubeconfig written");
@@ -66,7 +68,9 @@ impl Cluster {
     async fn with_crds() -> Self {
         let cluster = Self::start().await;
         let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds/crds.yaml");
-        cluster.ok(&["apply", "-f", crds.to_str().expect("UTF-8 path")]).await;
+        cluster
+            .ok(&["apply", "-f", crds.to_str().expect("UTF-8 path")])
+            .await;
         cluster
     }
 
@@ -106,7 +110,8 @@ impl Cluster {
     }
 
     async fn client(&self) -> Client {
-        let kubeconfig = Kubeconfig::from_yaml(&self.server.kubeconfig("emulator")).expect("parses");
+        let kubeconfig =
+            Kubeconfig::from_yaml(&self.server.kubeconfig("emulator")).expect("parses");
         let config =
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
@@ -127,7 +132,11 @@ fn rows(table: &str) -> Vec<Vec<String>> {
 async fn apply_creates_then_reports_unchanged_and_configured() {
     let cluster = Cluster::with_crds().await;
     let crds = cluster.ok(&["get", "crd"]).await;
-    for name in ["databases.kci.rocks", "dbinstances.kci.rocks", "dbrestores.kci.rocks"] {
+    for name in [
+        "databases.kci.rocks",
+        "dbinstances.kci.rocks",
+        "dbrestores.kci.rocks",
+    ] {
         assert!(crds.contains(name), "{crds}");
     }
 
@@ -142,8 +151,14 @@ async fn apply_creates_then_reports_unchanged_and_configured() {
         ]
     );
     let again = cluster.ok(&["apply", "-f", &manifest]).await;
-    assert!(again.contains("dbinstance.kci.rocks/pg unchanged"), "{again}");
-    assert!(again.contains("database.kci.rocks/app unchanged"), "{again}");
+    assert!(
+        again.contains("dbinstance.kci.rocks/pg unchanged"),
+        "{again}"
+    );
+    assert!(
+        again.contains("database.kci.rocks/app unchanged"),
+        "{again}"
+    );
 
     let changed = cluster.write(
         "app.yaml",
@@ -152,7 +167,10 @@ async fn apply_creates_then_reports_unchanged_and_configured() {
             .replace("password: first", "password: second"),
     );
     let third = cluster.ok(&["apply", "-f", &changed]).await;
-    assert!(third.contains("database.kci.rocks/app configured"), "{third}");
+    assert!(
+        third.contains("database.kci.rocks/app configured"),
+        "{third}"
+    );
     assert!(third.contains("secret/pg-admin configured"), "{third}");
 
     let db: Api<Database> = Api::namespaced(cluster.client().await, "default");
@@ -160,7 +178,13 @@ async fn apply_creates_then_reports_unchanged_and_configured() {
     assert_eq!(app.spec.secret_name, "renamed");
     assert_eq!(app.metadata.generation, Some(2));
     let password = cluster
-        .ok(&["get", "secret", "pg-admin", "-o", "jsonpath={.data.password}"])
+        .ok(&[
+            "get",
+            "secret",
+            "pg-admin",
+            "-o",
+            "jsonpath={.data.password}",
+        ])
         .await;
     assert_eq!(password, "c2Vjb25k", "base64 of the re-applied stringData");
 }
@@ -190,7 +214,11 @@ async fn get_prints_the_crd_columns_under_every_name() {
             "kubectl get {name}"
         );
         assert_eq!(table[1][..5], ["app", "pg", "True", "Ready", "false"]);
-        assert!(table[1][5].ends_with('s') || table[1][5].ends_with('m'), "an age: {:?}", table[1]);
+        assert!(
+            table[1][5].ends_with('s') || table[1][5].ends_with('m'),
+            "an age: {:?}",
+            table[1]
+        );
     }
     let instances = rows(&cluster.ok(&["get", "dbin"]).await);
     assert_eq!(instances[0], ["NAME", "ENGINE", "READY", "PHASE", "AGE"]);
@@ -220,8 +248,13 @@ async fn get_prints_the_crd_columns_under_every_name() {
 async fn server_side_apply_reports_conflicts_until_forced() {
     let cluster = Cluster::with_crds().await;
     let manifest = cluster.write("app.yaml", MANIFEST);
-    let out = cluster.ok(&["apply", "--server-side", "-f", &manifest]).await;
-    assert!(out.contains("database.kci.rocks/app serverside-applied"), "{out}");
+    let out = cluster
+        .ok(&["apply", "--server-side", "-f", &manifest])
+        .await;
+    assert!(
+        out.contains("database.kci.rocks/app serverside-applied"),
+        "{out}"
+    );
 
     let db: Api<Database> = Api::namespaced(cluster.client().await, "default");
     let theirs = json!({
@@ -229,11 +262,17 @@ async fn server_side_apply_reports_conflicts_until_forced() {
         "metadata": { "name": "app" },
         "spec": { "instance": "other", "secretName": "app-credentials" },
     });
-    db.patch("app", &PatchParams::apply("someone-else").force(), &Patch::Apply(&theirs))
-        .await
-        .expect("the other manager takes spec.instance");
+    db.patch(
+        "app",
+        &PatchParams::apply("someone-else").force(),
+        &Patch::Apply(&theirs),
+    )
+    .await
+    .expect("the other manager takes spec.instance");
 
-    let conflict = cluster.run(&["apply", "--server-side", "-f", &manifest]).await;
+    let conflict = cluster
+        .run(&["apply", "--server-side", "-f", &manifest])
+        .await;
     assert_eq!(conflict.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&conflict.stderr);
     assert!(
@@ -241,7 +280,13 @@ async fn server_side_apply_reports_conflicts_until_forced() {
         "{stderr}"
     );
     cluster
-        .ok(&["apply", "--server-side", "--force-conflicts", "-f", &manifest])
+        .ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &manifest,
+        ])
         .await;
     assert_eq!(db.get("app").await.expect("exists").spec.instance, "pg");
 }
@@ -318,7 +363,10 @@ async fn delete_waits_for_finalizers_and_then_the_object_is_gone() {
         .deletion_timestamp
         .is_none()
     {
-        assert!(tokio::time::Instant::now() < deadline, "kubectl never deleted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kubectl never deleted"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
@@ -334,7 +382,11 @@ async fn delete_waits_for_finalizers_and_then_the_object_is_gone() {
         .await
         .expect("kubectl finishes once the finalizer is gone")
         .expect("kubectl ran");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("database.kci.rocks \"app\" deleted"),
         "{}",
@@ -343,7 +395,10 @@ async fn delete_waits_for_finalizers_and_then_the_object_is_gone() {
     assert!(db.get_opt("app").await.expect("get").is_none());
 
     let gone = cluster.ok(&["delete", "dbinstance", "pg"]).await;
-    assert!(gone.contains("dbinstance.kci.rocks \"pg\" deleted"), "{gone}");
+    assert!(
+        gone.contains("dbinstance.kci.rocks \"pg\" deleted"),
+        "{gone}"
+    );
     let instances: Api<DbInstance> = Api::all(cluster.client().await);
     assert!(instances.get_opt("pg").await.expect("get").is_none());
 }
@@ -381,6 +436,62 @@ async fn get_watch_prints_each_change_as_a_row() {
         .expect("status set");
     let changed = rows(&next_line().await);
     assert_eq!(changed[0][..2], ["app", "pg"]);
-    assert!(changed[0].contains(&"Commissioning".to_owned()), "{changed:?}");
+    assert!(
+        changed[0].contains(&"Commissioning".to_owned()),
+        "{changed:?}"
+    );
     watch.kill().await.expect("watch stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_generators_make_namespaces_and_secrets() {
+    let cluster = Cluster::start().await;
+    assert_eq!(
+        cluster.ok(&["create", "namespace", "apps"]).await.trim(),
+        "namespace/apps created"
+    );
+    assert_eq!(
+        cluster
+            .ok(&[
+                "create",
+                "secret",
+                "generic",
+                "admin",
+                "-n",
+                "apps",
+                "--from-literal=password=s3cret"
+            ])
+            .await
+            .trim(),
+        "secret/admin created"
+    );
+    let password = cluster
+        .ok(&[
+            "get",
+            "secret",
+            "admin",
+            "-n",
+            "apps",
+            "-o",
+            "jsonpath={.data.password}",
+        ])
+        .await;
+    assert_eq!(password, "czNjcmV0");
+    let missing = cluster
+        .run(&[
+            "create",
+            "secret",
+            "generic",
+            "x",
+            "-n",
+            "nowhere",
+            "--from-literal=a=b",
+        ])
+        .await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("namespaces \"nowhere\" not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
 }

@@ -4,6 +4,7 @@
 //! custom resource (`apiextensions-apiserver`); the messages follow kube-openapi's so a user sees
 //! the same 422 from the emulator as from a cluster.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
@@ -33,10 +34,7 @@ impl std::fmt::Display for Cause {
 /// names are the server's.
 pub fn validate(object: &Value, schema: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    Validator {
-        causes: &mut causes,
-    }
-    .value(object, schema, &mut String::new());
+    Validator::new(&mut causes).value(object, schema, &mut String::new());
     causes
 }
 
@@ -52,10 +50,19 @@ pub fn prune(object: &mut Value, schema: &Value) -> Vec<String> {
 
 /// Applies the `default:` values of the schema, as the API server does when it reads or writes
 /// a custom resource: a missing property with a default gets it (and defaults inside it), a
-/// `null` where the schema does not allow null is replaced by the default.
+/// `null` where the schema does not allow null is replaced by the default, and such a `null`
+/// without a default is dropped (so a client's explicit null reads as "not set").
 pub fn apply_defaults(object: &mut Value, schema: &Value) {
     match object {
         Value::Object(fields) => {
+            fields.retain(|key, value| {
+                let Some(prop) = property_schema(schema, key) else {
+                    return true;
+                };
+                !value.is_null()
+                    || prop.get("nullable").and_then(Value::as_bool) == Some(true)
+                    || prop.get("default").is_some()
+            });
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (key, prop) in props {
                     let Some(default) = prop.get("default") else {
@@ -192,9 +199,18 @@ fn number_display(n: &Value) -> String {
 
 struct Validator<'c> {
     causes: &'c mut Vec<Cause>,
+    /// Compiled `pattern`s of this validation, `None` for one that does not compile.
+    patterns: HashMap<String, Option<regex::Regex>>,
 }
 
-impl Validator<'_> {
+impl<'c> Validator<'c> {
+    fn new(causes: &'c mut Vec<Cause>) -> Self {
+        Validator {
+            causes,
+            patterns: HashMap::new(),
+        }
+    }
+
     fn push(&mut self, path: &str, reason: &'static str, message: String) {
         self.causes.push(Cause {
             field: path.to_owned(),
@@ -312,7 +328,10 @@ impl Validator<'_> {
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
             // The API server refuses a CRD whose pattern does not compile; a pattern that slipped
             // through cannot be judged here either, so it is not held against the object.
-            && let Ok(re) = regex::Regex::new(pattern)
+            && let Some(re) = self
+                .patterns
+                .entry(pattern.to_owned())
+                .or_insert_with(|| regex::Regex::new(pattern).ok())
             && !re.is_match(s)
         {
             self.invalid(
@@ -524,10 +543,7 @@ impl Validator<'_> {
         }
         let passes = |branch: &Value| {
             let mut scratch = Vec::new();
-            Validator {
-                causes: &mut scratch,
-            }
-            .value(value, branch, &mut path.clone());
+            Validator::new(&mut scratch).value(value, branch, &mut path.clone());
             scratch.is_empty()
         };
         if let Some(any) = schema.get("anyOf").and_then(Value::as_array)

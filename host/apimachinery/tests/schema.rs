@@ -278,3 +278,22 @@ fn defaults_do_not_override_values_and_replace_disallowed_null() {
     apply_defaults(&mut object, &schema);
     assert_eq!(object, json!({"a": "set", "b": "y", "c": {"d": 5}}));
 }
+
+#[test]
+fn a_null_the_schema_does_not_allow_reads_as_unset() {
+    let schema = crd_schema("Database");
+    let mut db = database(json!({"instance": null, "secretName": "s", "backup": null}));
+    apply_defaults(&mut db, &schema);
+    // backup is nullable and stays; instance is not and has no default, so it is dropped and the
+    // user hears that it is required rather than that null is not a string.
+    assert_eq!(db["spec"]["backup"], Value::Null);
+    assert!(db["spec"].get("instance").is_none());
+    assert_eq!(
+        validate(&db, &schema),
+        vec![Cause {
+            field: "spec.instance".into(),
+            reason: "FieldValueRequired",
+            message: "Required value".into(),
+        }]
+    );
+}

@@ -11,7 +11,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: serve <kubeconfig path to write>")?;
     let server = ApiServer::start(Config::default()).await?;
     std::fs::write(&path, server.kubeconfig("emulator"))?;
-    println!("serving {} (kubeconfig: {path}); Ctrl-C stops", server.url());
+    println!(
+        "serving {} (kubeconfig: {path}); Ctrl-C stops",
+        server.url()
+    );
     tokio::signal::ctrl_c().await?;
     server.shutdown().await;
     Ok(())

@@ -249,6 +249,9 @@ pub(crate) fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiEr
             "the body of the request was empty".into(),
         ));
     }
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return crate::protobuf::decode(body);
+    }
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => Ok(v),
         Err(json_err) if content_type.contains("yaml") => serde_yaml::from_slice::<Value>(body)
@@ -417,19 +420,15 @@ fn check_namespace(state: &State, t: &Target) -> Result<(), ApiError> {
     let ns = t.ns();
     match state.get(&ResourceKey::new("", "namespaces"), "", ns) {
         None => Err(ApiError::NotFound {
-            what: Qualified {
+            what: Box::new(Qualified {
                 group: String::new(),
                 plural: "namespaces".into(),
                 kind: "Namespace".into(),
-            },
+            }),
             name: ns.to_owned(),
         }),
         Some(n) if n["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::Forbidden {
-            what: Some(Qualified {
-                group: t.rt.group.clone(),
-                plural: t.rt.plural.clone(),
-                kind: t.rt.kind.clone(),
-            }),
+            what: Some(t.rt.qualified()),
             name: String::new(),
             message: format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
@@ -679,12 +678,24 @@ fn commit(
                 new["type"] = json!("Opaque");
             }
         }
-        ("", "namespaces") => {
-            if old.is_none() {
-                new["spec"] = json!({ "finalizers": ["kubernetes"] });
-                new["status"] = json!({ "phase": "Active" });
-                new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+        ("batch", "jobs") if !t.on_status() => {
+            // A Job's pods are fixed at creation; Kubernetes refuses changes to the template.
+            if let Some(old) = old
+                && old["spec"]["template"] != new["spec"]["template"]
+            {
+                return Err(invalid(
+                    t,
+                    &name,
+                    "spec.template",
+                    "FieldValueInvalid",
+                    "Invalid value: the Job's pod template: field is immutable".into(),
+                ));
             }
+        }
+        ("", "namespaces") if old.is_none() => {
+            new["spec"] = json!({ "finalizers": ["kubernetes"] });
+            new["status"] = json!({ "phase": "Active" });
+            new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             let rt = resource_from_crd(&new)?;
@@ -717,8 +728,10 @@ fn commit(
                 .collect();
             match params.field_validation()? {
                 "Strict" => {
+                    let kind = &t.rt.kind;
                     return Err(ApiError::BadRequest(format!(
-                        "strict decoding error: {}",
+                        "{kind} in version \"{}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        t.version,
                         fields.join(", ")
                     )));
                 }
@@ -1051,6 +1064,11 @@ fn apply(
                 })
                 .collect(),
         },
+        // Kubernetes answers a body carrying managedFields with 400, other malformed apply
+        // configurations (a map-list item without its key) with 422.
+        ssa::ApplyError::Invalid(message) if message.starts_with("metadata.managedFields") => {
+            ApiError::BadRequest(message)
+        }
         ssa::ApplyError::Invalid(message) => invalid(t, &name, "", "FieldValueInvalid", message),
     })?;
     commit(state, t, old, new, Op::Apply, params).map(written_reply)

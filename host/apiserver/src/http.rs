@@ -117,7 +117,7 @@ fn parse_query(raw: Option<&str>) -> Query {
     q
 }
 
-fn header_str<'a>(req: &'a Request<Incoming>, name: header::HeaderName) -> &'a str {
+fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> &str {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -126,14 +126,15 @@ fn header_str<'a>(req: &'a Request<Incoming>, name: header::HeaderName) -> &'a s
 
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
+/// Whether the client prefers aggregated discovery v2 (kubectl asks for it first and falls back
+/// to the legacy documents only when the answer's content type says they are legacy).
 fn wants_aggregated(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2;"))
-        || accept.split(',').next().is_some_and(|first| {
-            first.contains("as=APIGroupDiscoveryList") && first.ends_with("v=v2")
-        })
+    accept.split(',').next().is_some_and(|first| {
+        let params: Vec<&str> = first.split(';').map(str::trim).collect();
+        params.contains(&"as=APIGroupDiscoveryList")
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+    })
 }
 
 async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {

@@ -21,6 +21,7 @@ mod gc;
 mod handlers;
 mod http;
 mod openapi;
+mod protobuf;
 mod registry;
 mod selectors;
 mod status;

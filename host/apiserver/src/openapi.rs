@@ -30,7 +30,10 @@ fn documents(registry: &Registry) -> BTreeMap<String, Value> {
     for rt in registry.types() {
         for version in &rt.versions {
             let (gv_path, prefix) = if rt.group.is_empty() {
-                (format!("api/{}", version.name), format!("/api/{}", version.name))
+                (
+                    format!("api/{}", version.name),
+                    format!("/api/{}", version.name),
+                )
             } else {
                 (
                     format!("apis/{}/{}", rt.group, version.name),
@@ -43,7 +46,8 @@ fn documents(registry: &Registry) -> BTreeMap<String, Value> {
                 format!("{prefix}/{}/{{name}}", rt.plural)
             };
             let gvk = json!({ "group": rt.group, "version": version.name, "kind": rt.kind });
-            let query = |name: &str| json!({ "name": name, "in": "query", "schema": { "type": "string" } });
+            let query =
+                |name: &str| json!({ "name": name, "in": "query", "schema": { "type": "string" } });
             let operation = json!({
                 "operationId": format!("patch{}", rt.kind),
                 "x-kubernetes-action": "patch",

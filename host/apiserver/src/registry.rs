@@ -69,12 +69,12 @@ impl ResourceType {
         ResourceKey::new(&self.group, &self.plural)
     }
 
-    pub fn qualified(&self) -> Qualified {
-        Qualified {
+    pub fn qualified(&self) -> Box<Qualified> {
+        Box::new(Qualified {
             group: self.group.clone(),
             plural: self.plural.clone(),
             kind: self.kind.clone(),
-        }
+        })
     }
 
     pub fn version(&self, name: &str) -> Option<&Version> {
@@ -581,11 +581,11 @@ pub(crate) fn resource_from_crd(crd: &Value) -> Result<ResourceType, ApiError> {
     }
     if !causes.is_empty() {
         return Err(ApiError::Invalid {
-            what: Qualified {
+            what: Box::new(Qualified {
                 group: "apiextensions.k8s.io".into(),
                 plural: "customresourcedefinitions".into(),
                 kind: "CustomResourceDefinition".into(),
-            },
+            }),
             name: name.to_owned(),
             causes,
         });

@@ -43,32 +43,32 @@ pub(crate) struct Cause {
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum ApiError {
     #[error("{} \"{name}\" not found", .what.resource())]
-    NotFound { what: Qualified, name: String },
+    NotFound { what: Box<Qualified>, name: String },
     /// Used where there is no resource type to name (unknown paths).
     #[error("the server could not find the requested resource")]
     NoSuchPath,
     #[error("{} \"{name}\" already exists", .what.resource())]
-    AlreadyExists { what: Qualified, name: String },
+    AlreadyExists { what: Box<Qualified>, name: String },
     #[error(
         "Operation cannot be fulfilled on {} \"{name}\": {reason}",
         .what.resource()
     )]
     Conflict {
-        what: Qualified,
+        what: Box<Qualified>,
         name: String,
         reason: String,
     },
     /// Server-side apply conflicts: the message is the apply machinery's own.
     #[error("{message}")]
     ApplyConflict {
-        what: Qualified,
+        what: Box<Qualified>,
         name: String,
         message: String,
         causes: Vec<Cause>,
     },
     #[error("{} \"{name}\" is invalid: {}", .what.kind_group(), join_causes(.causes))]
     Invalid {
-        what: Qualified,
+        what: Box<Qualified>,
         name: String,
         causes: Vec<Cause>,
     },
@@ -76,7 +76,7 @@ pub(crate) enum ApiError {
     BadRequest(String),
     #[error("{message}")]
     Forbidden {
-        what: Option<Qualified>,
+        what: Option<Box<Qualified>>,
         name: String,
         message: String,
     },
@@ -215,12 +215,12 @@ pub(crate) fn success(what: &Qualified, name: &str, uid: &str) -> Value {
 mod tests {
     use super::*;
 
-    fn databases() -> Qualified {
-        Qualified {
+    fn databases() -> Box<Qualified> {
+        Box::new(Qualified {
             group: "kci.rocks".into(),
             plural: "databases".into(),
             kind: "Database".into(),
-        }
+        })
     }
 
     #[test]

@@ -128,7 +128,10 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
             cols.push(col(
                 "Timezone",
                 "string",
-                Cell::Computed(|o| o["spec"]["timeZone"].clone()),
+                Cell::Computed(|o| match o["spec"]["timeZone"].as_str() {
+                    Some(tz) => json!(tz),
+                    None => json!("<none>"),
+                }),
             ));
             cols.push(col(
                 "Suspend",

@@ -550,3 +550,108 @@ async fn generate_name_gives_a_fresh_name() {
     assert!(a.starts_with("job-") && a.len() == 9, "{a}");
     assert_ne!(a, b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_watchers_each_see_a_thousand_creates() {
+    let (_server, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut watchers = Vec::new();
+    for _ in 0..10 {
+        let stream = cms
+            .watch(&WatchParams::default(), "0")
+            .await
+            .expect("watching");
+        watchers.push(tokio::spawn(async move {
+            let mut stream = stream.boxed();
+            let mut added = 0;
+            while added < 1000 {
+                match next(&mut stream).await.expect("event") {
+                    WatchEvent::Added(_) => added += 1,
+                    WatchEvent::Bookmark(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            added
+        }));
+    }
+    for i in 0..1000 {
+        cms.create(&PostParams::default(), &config_map(&format!("load-{i}")))
+            .await
+            .expect("created");
+    }
+    for w in watchers {
+        assert_eq!(w.await.expect("watcher task"), 1000);
+    }
+}
+
+#[tokio::test]
+async fn streaming_lists_end_their_initial_events_with_a_bookmark() {
+    let (_server, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    for name in ["a", "b"] {
+        cms.create(&PostParams::default(), &config_map(name))
+            .await
+            .expect("created");
+    }
+    let mut events = watcher(cms, watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match next(&mut events).await.expect("no watch error") {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap_or_default()),
+            watcher::Event::InitDone => break,
+            other => panic!("unexpected event during the initial events: {other:?}"),
+        }
+    }
+    assert_eq!(initial, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn jobs_are_completed_through_their_status_and_keep_their_template() {
+    use k8s_openapi::api::batch::v1::Job;
+    let (_server, client) = start().await;
+    let jobs: Api<Job> = Api::namespaced(client, "default");
+    let job: Job = serde_json::from_value(json!({
+        "metadata": { "name": "migrate" },
+        "spec": { "template": { "spec": {
+            "restartPolicy": "Never",
+            "containers": [{ "name": "c", "image": "busybox" }],
+        } } },
+        "status": { "succeeded": 1 },
+    }))
+    .expect("valid Job");
+    let created = jobs
+        .create(&PostParams::default(), &job)
+        .await
+        .expect("created");
+    assert!(
+        created.status.is_none_or(|s| s.succeeded.is_none()),
+        "no job controller here"
+    );
+
+    let done = json!({ "status": {
+        "succeeded": 1,
+        "conditions": [{ "type": "Complete", "status": "True" }],
+    } });
+    let completed = jobs
+        .patch_status("migrate", &PatchParams::default(), &Patch::Merge(&done))
+        .await
+        .expect("status patched");
+    assert_eq!(completed.status.and_then(|s| s.succeeded), Some(1));
+
+    let retemplate = json!({ "spec": { "template": { "spec": {
+        "containers": [{ "name": "c", "image": "alpine" }],
+    } } } });
+    let status = api_error(
+        jobs.patch(
+            "migrate",
+            &PatchParams::default(),
+            &Patch::Strategic(&retemplate),
+        )
+        .await,
+    );
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("spec.template") && status.message.contains("field is immutable")
+    );
+}

@@ -9,7 +9,9 @@ use common::{api_error, start, start_with_crds};
 use dbo_api::{DbInstance, DbInstanceSpec, GenericBackend, NamespacedName};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -22,7 +24,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "never happened: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -68,7 +73,9 @@ async fn finalizers_hold_a_deleted_object_until_they_are_removed() {
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     cms.create(
         &PostParams::default(),
-        &config_map(json!({ "metadata": { "name": "held", "finalizers": ["example.com/cleanup"] } })),
+        &config_map(
+            json!({ "metadata": { "name": "held", "finalizers": ["example.com/cleanup"] } }),
+        ),
     )
     .await
     .expect("created");
@@ -77,9 +84,15 @@ async fn finalizers_hold_a_deleted_object_until_they_are_removed() {
         .await
         .expect("watching")
         .boxed();
-    assert!(matches!(stream.next().await, Some(Ok(WatchEvent::Added(_)))));
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(WatchEvent::Added(_)))
+    ));
 
-    let deleted = cms.delete("held", &DeleteParams::default()).await.expect("delete accepted");
+    let deleted = cms
+        .delete("held", &DeleteParams::default())
+        .await
+        .expect("delete accepted");
     let pending = deleted.left().expect("still there while finalizers remain");
     assert!(pending.metadata.deletion_timestamp.is_some());
     match stream.next().await {
@@ -88,10 +101,15 @@ async fn finalizers_hold_a_deleted_object_until_they_are_removed() {
     }
 
     let more = json!({ "metadata": { "finalizers": ["example.com/cleanup", "example.com/late"] } });
-    let status = api_error(cms.patch("held", &PatchParams::default(), &Patch::Merge(&more)).await);
+    let status = api_error(
+        cms.patch("held", &PatchParams::default(), &Patch::Merge(&more))
+            .await,
+    );
     assert_eq!(status.code, 422);
     assert!(
-        status.message.contains("no new finalizers can be added if the object is being deleted"),
+        status
+            .message
+            .contains("no new finalizers can be added if the object is being deleted"),
         "{}",
         status.message
     );
@@ -115,12 +133,18 @@ async fn dependents_of_a_deleted_cluster_scoped_owner_are_collected() {
     cms.create(&PostParams::default(), &owned_by("dependent", &owner, &[]))
         .await
         .expect("created");
-    cms.create(&PostParams::default(), &owned_by("guarded", &owner, &["example.com/keep"]))
-        .await
-        .expect("created");
+    cms.create(
+        &PostParams::default(),
+        &owned_by("guarded", &owner, &["example.com/keep"]),
+    )
+    .await
+    .expect("created");
 
     let instances: Api<DbInstance> = Api::all(client);
-    instances.delete("pg", &DeleteParams::default()).await.expect("owner deleted");
+    instances
+        .delete("pg", &DeleteParams::default())
+        .await
+        .expect("owner deleted");
     eventually("the dependent is collected", || gone(&cms, "dependent")).await;
     eventually("the guarded dependent is being deleted", || async {
         cms.get("guarded")
@@ -144,7 +168,12 @@ async fn orphan_propagation_keeps_dependents_without_the_owner_reference() {
         .await
         .expect("owner deleted");
     let kept = cms.get("kept").await.expect("dependent stays");
-    assert!(kept.metadata.owner_references.unwrap_or_default().is_empty());
+    assert!(
+        kept.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -153,7 +182,10 @@ async fn deleting_a_namespace_deletes_its_contents_and_refuses_new_ones() {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace =
         serde_json::from_value(json!({ "metadata": { "name": "scratch" } })).expect("valid");
-    namespaces.create(&PostParams::default(), &ns).await.expect("created");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("created");
     let cms: Api<ConfigMap> = Api::namespaced(client, "scratch");
     cms.create(
         &PostParams::default(),
@@ -173,8 +205,11 @@ async fn deleting_a_namespace_deletes_its_contents_and_refuses_new_ones() {
         Some("Terminating")
     );
     let status = api_error(
-        cms.create(&PostParams::default(), &config_map(json!({ "metadata": { "name": "late" } })))
-            .await,
+        cms.create(
+            &PostParams::default(),
+            &config_map(json!({ "metadata": { "name": "late" } })),
+        )
+        .await,
     );
     assert_eq!(status.code, 403);
     assert_eq!(
@@ -204,7 +239,10 @@ async fn recorder_events_read_back_as_core_events_of_the_object() {
     let (_server, client) = start().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let cm = cms
-        .create(&PostParams::default(), &config_map(json!({ "metadata": { "name": "subject" } })))
+        .create(
+            &PostParams::default(),
+            &config_map(json!({ "metadata": { "name": "subject" } })),
+        )
         .await
         .expect("created");
     let recorder = Recorder::new(
@@ -222,9 +260,15 @@ async fn recorder_events_read_back_as_core_events_of_the_object() {
         secondary: None,
     };
     let reference = cm.object_ref(&());
-    recorder.publish(&event, &reference).await.expect("published");
+    recorder
+        .publish(&event, &reference)
+        .await
+        .expect("published");
     // The same event again becomes a series: a merge patch of the events.k8s.io object.
-    recorder.publish(&event, &reference).await.expect("published again");
+    recorder
+        .publish(&event, &reference)
+        .await
+        .expect("published again");
 
     let events: Api<CoreEvent> = Api::namespaced(client, "default");
     let selected = events

@@ -99,7 +99,7 @@ pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, E
         apply::status(&api, &name, &status).await?;
         let reference = db.object_ref(&());
         for t in cond::transitions(&before.conditions, &status.conditions) {
-            let warning = is_warning(&t.type_, t.status);
+            let warning = is_warning(&t.type_, t.status, &t.reason);
             ctx.event(&reference, warning, &t.reason, &t.type_, t.message)
                 .await;
         }
@@ -110,11 +110,12 @@ pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, E
     Ok(action)
 }
 
-fn is_warning(type_: &str, status: bool) -> bool {
+/// Failures are Warnings; waiting and progress (`Commissioning`, `InstanceNotReady`) are not.
+fn is_warning(type_: &str, status: bool, reason: &str) -> bool {
     match type_ {
         cond::BACKUP_OVERDUE => status,
-        cond::READY | cond::COMMISSIONED | cond::LAST_BACKUP_SUCCEEDED => !status,
-        _ => false,
+        _ if status => false,
+        _ => !matches!(reason, "Commissioning" | "InstanceNotReady"),
     }
 }
 

@@ -203,7 +203,6 @@ pub fn dev(args: DevArgs) -> Result<(), CliError> {
 
         let path = kubeconfig.display();
         println!("db-operator dev: API server on {}", server.url());
-        println!("  applied {applied} object(s); controllers running (Ctrl-C stops)");
         println!("  kubeconfig: {path}");
         println!();
         println!("  export KUBECONFIG={path}");
@@ -215,6 +214,8 @@ pub fn dev(args: DevArgs) -> Result<(), CliError> {
         println!(
             "  kubectl patch job NAME -n NS --subresource=status --type=merge -p '{{\"status\":{{\"succeeded\":1,\"conditions\":[{{\"type\":\"Complete\",\"status\":\"True\"}}]}}}}'"
         );
+        println!();
+        println!("  applied {applied} object(s); controllers running (Ctrl-C stops)");
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let _ = controllers.await;
