@@ -113,6 +113,50 @@ where
     Ok(())
 }
 
+/// A status before and after a reconcile.
+pub struct StatusChange<'a, S> {
+    pub before: &'a S,
+    pub after: &'a S,
+    pub conditions: fn(&S) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+}
+
+/// Writes a changed status and publishes one Event per condition that changed; nothing when
+/// the status is unchanged, so a converged object costs no write. `action` empty means the
+/// condition type.
+pub async fn report<K, S>(
+    ctx: &crate::Context,
+    api: &Api<K>,
+    obj: &K,
+    change: StatusChange<'_, S>,
+    action: &str,
+    warning: impl Fn(&crate::conditions::Transition) -> bool,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Serialize + PartialEq,
+{
+    if change.before == change.after {
+        return Ok(());
+    }
+    self::status(api, &obj.name_any(), change.after).await?;
+    let reference = obj.object_ref(&());
+    let transitions = crate::conditions::transitions(
+        (change.conditions)(change.before),
+        (change.conditions)(change.after),
+    );
+    for t in transitions {
+        let warn = warning(&t);
+        let action = if action.is_empty() {
+            t.type_.clone()
+        } else {
+            action.to_string()
+        };
+        ctx.event(&reference, warn, &t.reason, &action, t.message)
+            .await;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,15 +95,19 @@ pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, E
         }
     }
     status.observed_generation = generation;
-    if status != before {
-        apply::status(&api, &name, &status).await?;
-        let reference = db.object_ref(&());
-        for t in cond::transitions(&before.conditions, &status.conditions) {
-            let warning = is_warning(&t.type_, t.status, &t.reason);
-            ctx.event(&reference, warning, &t.reason, &t.type_, t.message)
-                .await;
-        }
-    }
+    apply::report(
+        &ctx,
+        &api,
+        db.as_ref(),
+        apply::StatusChange {
+            before: &before,
+            after: &status,
+            conditions: |s: &DatabaseStatus| &s.conditions,
+        },
+        "",
+        |t| is_warning(&t.type_, t.status, &t.reason),
+    )
+    .await?;
     if !failed {
         ctx.succeeded(&key);
     }

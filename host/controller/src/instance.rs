@@ -7,9 +7,9 @@ use std::sync::Arc;
 use dbo_api::{Backend, DbInstance, DbInstanceStatus};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 
 use crate::Error;
 use crate::apply;
@@ -65,14 +65,19 @@ pub async fn reconcile(inst: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Actio
     );
     status.phase = Some(phase.into());
     status.observed_generation = inst.metadata.generation;
-    if status != before {
-        apply::status(&api, &name, &status).await?;
-        let reference = inst.object_ref(&());
-        for t in cond::transitions(&before.conditions, &status.conditions) {
-            ctx.event(&reference, !t.status, &t.reason, "Validate", t.message)
-                .await;
-        }
-    }
+    apply::report(
+        &ctx,
+        &api,
+        inst.as_ref(),
+        apply::StatusChange {
+            before: &before,
+            after: &status,
+            conditions: |s: &DbInstanceStatus| &s.conditions,
+        },
+        "Validate",
+        |t| !t.status,
+    )
+    .await?;
     if !retried {
         ctx.succeeded(&key);
     }
@@ -123,14 +128,7 @@ async fn check(
             }
         }
         Err(e) => {
-            let retry = matches!(
-                e,
-                dbo_render::RenderError::Engine {
-                    source: dbo_engine::CallError::Runtime(_),
-                    ..
-                }
-            );
-            let reason = if retry { "PluginFailed" } else { "InvalidSpec" };
+            let (reason, retry) = crate::classify(&e);
             return Ok(Err((reason, e.to_string(), retry)));
         }
     }

@@ -47,6 +47,20 @@ pub enum Error {
     Join(String),
 }
 
+/// The condition reason for a render failure, and whether to retry it by itself: a plugin
+/// that trapped or ran out of time may succeed next time; a refused spec waits for an edit.
+pub(crate) fn classify(e: &dbo_render::RenderError) -> (&'static str, bool) {
+    match e {
+        dbo_render::RenderError::Engine {
+            source: dbo_engine::CallError::Runtime(_),
+            ..
+        } => ("PluginFailed", true),
+        dbo_render::RenderError::Engine { .. } => ("EngineRejected", false),
+        dbo_render::RenderError::UnknownEngine { .. } => ("EngineUnavailable", false),
+        _ => ("InvalidSpec", false),
+    }
+}
+
 /// Generated passwords: alphanumeric, from the operating system's randomness unless a test
 /// passes a seeded generator.
 pub struct Passwords<R: Rng>(pub R);
@@ -93,6 +107,15 @@ where
         obj.name_any()
     );
     tracing::warn!(object = %key, error = %err, "reconcile failed; retrying with backoff");
+    // The error policy cannot wait; the Event is published beside the retry.
+    let reference = obj.object_ref(&());
+    let note = err.to_string();
+    let events = ctx.clone();
+    tokio::spawn(async move {
+        events
+            .event(&reference, true, "ReconcileFailed", "Reconcile", note)
+            .await;
+    });
     ctx.backoff(&key)
 }
 
@@ -129,6 +152,15 @@ where
     async move { store.wait_until_ready().await.is_ok() }.boxed()
 }
 
+/// The APIs one Database/DbRestore controller pair watches.
+type Scoped = (
+    Api<Database>,
+    Api<DbRestore>,
+    Api<Job>,
+    Api<CronJob>,
+    Api<Secret>,
+);
+
 /// Runs the three controllers until `shutdown` resolves. `readiness` turns true once every
 /// cache has synced.
 pub async fn run(
@@ -149,13 +181,7 @@ pub async fn run(
             .map(Some)
             .collect()
     };
-    let api_in = |ns: &Option<String>| -> (
-        Api<Database>,
-        Api<DbRestore>,
-        Api<Job>,
-        Api<CronJob>,
-        Api<Secret>,
-    ) {
+    let api_in = |ns: &Option<String>| -> Scoped {
         match ns {
             None => (
                 Api::all(client.clone()),

@@ -6,9 +6,9 @@ use dbo_api::{Database, DbInstance, DbRestore, DbRestoreStatus};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 
 use crate::Error;
 use crate::apply;
@@ -51,15 +51,19 @@ pub async fn reconcile(restore: Arc<DbRestore>, ctx: Arc<Context>) -> Result<Act
         cond::set(&mut status.conditions, w, restore.metadata.generation, now);
     }
     status.observed_generation = restore.metadata.generation;
-    if status != before {
-        apply::status(&api, &name, &status).await?;
-        let reference = restore.object_ref(&());
-        for t in cond::transitions(&before.conditions, &status.conditions) {
-            let warning = !t.status && !t.reason.starts_with("Waiting");
-            ctx.event(&reference, warning, &t.reason, "Restore", t.message)
-                .await;
-        }
-    }
+    apply::report(
+        &ctx,
+        &api,
+        restore.as_ref(),
+        apply::StatusChange {
+            before: &before,
+            after: &status,
+            conditions: |s: &DbRestoreStatus| &s.conditions,
+        },
+        "Restore",
+        |t| !t.status && !t.reason.starts_with("Waiting"),
+    )
+    .await?;
     if !retried {
         ctx.succeeded(&key);
     }
@@ -131,14 +135,7 @@ async fn step(
     let rendered = match rendered {
         Ok(r) => r,
         Err(e) => {
-            let retry = matches!(
-                e,
-                dbo_render::RenderError::Engine {
-                    source: dbo_engine::CallError::Runtime(_),
-                    ..
-                }
-            );
-            let reason = if retry { "PluginFailed" } else { "InvalidSpec" };
+            let (reason, retry) = crate::classify(&e);
             return Ok(Err((reason, e.to_string(), retry)));
         }
     };

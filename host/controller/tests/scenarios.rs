@@ -153,7 +153,7 @@ async fn a_database_gets_its_secret_job_and_cronjob_and_is_commissioned_when_the
         true
     })
     .await;
-    assert_eq!(owner_uids(&secret.metadata), [uid.clone()]);
+    assert_eq!(owner_uids(&secret.metadata), std::slice::from_ref(&uid));
     let keys: BTreeSet<_> = secret.data.unwrap_or_default().into_keys().collect();
     for key in ["POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"] {
         assert!(keys.contains(key), "Secret has {key}: {keys:?}");
@@ -161,7 +161,7 @@ async fn a_database_gets_its_secret_job_and_cronjob_and_is_commissioned_when_the
 
     let cron_jobs: Api<CronJob> = env.api();
     let cron = wait_for(&cron_jobs, "orders-backup", "backup CronJob", |_| true).await;
-    assert_eq!(owner_uids(&cron.metadata), [uid.clone()]);
+    assert_eq!(owner_uids(&cron.metadata), std::slice::from_ref(&uid));
     assert_eq!(cron.spec.schedule, "15 3 * * *");
     assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Forbid"));
 

@@ -1,0 +1,152 @@
+//! `db-operator run` against an API server named by KUBECONFIG (the in-process one here):
+//! probes, convergence of a Database, and a clear error when there is no API to talk to.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dbo_apiserver::{ApiServer, Config};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Status code of a plain HTTP GET, `None` while nothing listens.
+fn get(addr: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_probes_and_reconciles_what_it_finds() {
+    let server = ApiServer::start(Config::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig("test")).unwrap();
+    let uri: http::Uri = server.url().parse().unwrap();
+    let client = Client::try_from(kube::Config::new(uri)).unwrap();
+    // CRDs are installed by deploy/, not by `run`.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for crd in dbo_api::crds() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let admin: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "admin", "namespace": "app"}, "stringData": {"user": "u", "password": "p"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "app")
+        .create(&PostParams::default(), &admin)
+        .await
+        .unwrap();
+    let inst: dbo_api::DbInstance = serde_json::from_value(json!({
+        "apiVersion": "kci.rocks/v1alpha1", "kind": "DbInstance", "metadata": {"name": "pg"},
+        "spec": {"engine": "postgres", "adminSecretRef": {"namespace": "app", "name": "admin"},
+            "generic": {"host": "pg.example", "port": 5432}}
+    }))
+    .unwrap();
+    Api::<dbo_api::DbInstance>::all(client.clone())
+        .create(&PostParams::default(), &inst)
+        .await
+        .unwrap();
+    let db: dbo_api::Database = serde_json::from_value(json!({
+        "apiVersion": "kci.rocks/v1alpha1", "kind": "Database", "metadata": {"name": "orders", "namespace": "app"},
+        "spec": {"instance": "pg", "secretName": "orders-db"}
+    }))
+    .unwrap();
+    Api::<dbo_api::Database>::namespaced(client.clone(), "app")
+        .create(&PostParams::default(), &db)
+        .await
+        .unwrap();
+
+    let probes = free_port();
+    let _operator = Guard(
+        Command::new(env!("CARGO_BIN_EXE_db-operator"))
+            .args(["run", "--probe-addr", &probes, "--watch-namespace", "app"])
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while get(&probes, "/readyz") != Some(200) {
+        assert!(Instant::now() < deadline, "/readyz never turned 200");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get(&probes, "/healthz"), Some(200));
+    assert_eq!(get(&probes, "/nothing"), Some(404));
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "app");
+    while secrets.get_opt("orders-db").await.unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the operator never created the credentials Secret"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dbs: Api<dbo_api::Database> = Api::namespaced(client.clone(), "app");
+    loop {
+        let phase = dbs
+            .get("orders")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.phase);
+        if phase.as_deref() == Some("Commissioning") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Database never reached Commissioning: {phase:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn run_without_an_api_server_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_db-operator"))
+        .args(["run", "--probe-addr", &free_port()])
+        .env("KUBECONFIG", dir.path().join("missing"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("KUBECONFIG"), "{stderr}");
+    assert!(
+        stderr.contains("db-operator dev"),
+        "points to dev mode: {stderr}"
+    );
+}
