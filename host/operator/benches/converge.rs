@@ -36,6 +36,19 @@ impl Drop for Operator {
     }
 }
 
+/// User + system CPU time of a process, from /proc/<pid>/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
 fn memory_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -175,7 +188,7 @@ async fn dump(client: &Client) -> Vec<(String, String, Value)> {
     out
 }
 
-async fn operator_run(n: usize) -> (Duration, u64, u64, Vec<(String, String, Value)>) {
+async fn operator_run(n: usize) -> (Duration, u64, u64, f64, Vec<(String, String, Value)>) {
     let (server, client) = server().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
@@ -185,6 +198,11 @@ async fn operator_run(n: usize) -> (Duration, u64, u64, Vec<(String, String, Val
     drop(probe);
     let child = Command::new(env!("CARGO_BIN_EXE_db-operator"))
         .args(["run", "--probe-addr", &probe_addr.to_string()])
+        .args(
+            std::env::var("DBO_BENCH_CONCURRENCY")
+                .map(|c| vec!["--concurrency".to_string(), c])
+                .unwrap_or_default(),
+        )
         .env("KUBECONFIG", &kubeconfig)
         .env("DB_OPERATOR_LOG", "error")
         .stdout(Stdio::null())
@@ -222,11 +240,16 @@ async fn operator_run(n: usize) -> (Duration, u64, u64, Vec<(String, String, Val
     }
     let took = started.elapsed();
     let peak = memory_kib(operator.0.id(), "VmHWM:").unwrap_or(0);
-    let _ = idle_rss;
+    let cpu = cpu_seconds(operator.0.id());
+    let stats = server.stats();
     drop(operator);
     let objects = dump(&client).await;
     server.shutdown().await;
-    (took, peak, idle_rss, objects)
+    println!(
+        "  requests while converging (operator and this bench's polling): {} ({} writes) {:?}",
+        stats.requests, stats.writes, stats.by_verb
+    );
+    (took, peak, idle_rss, cpu, objects)
 }
 
 async fn bare_run(n: usize, objects: &[(String, String, Value)]) -> Duration {
@@ -299,12 +322,12 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let (operator, peak_kib, idle_kib, objects) = operator_run(n).await;
+        let (operator, peak_kib, idle_kib, cpu, objects) = operator_run(n).await;
         let bare = bare_run(n, &objects).await;
         let ratio = bare.as_secs_f64() / operator.as_secs_f64();
         println!("converge/{n} databases");
         println!(
-            "  operator (db-operator run):  {:>8.2} s",
+            "  operator (db-operator run):  {:>8.2} s ({cpu:.1} s CPU in the operator process)",
             operator.as_secs_f64()
         );
         println!(

@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// Directory for compiled plugins, so a restart skips compiling them.
     #[arg(long, env = "DBO_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Reconciles each controller runs at once.
+    #[arg(long, env = "DBO_CONCURRENCY", default_value_t = ControllerConfig::default().concurrency)]
+    concurrency: u16,
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,6 +114,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         let config = ControllerConfig {
             watch_namespaces: args.watch_namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect(),
             instance: std::env::var("POD_NAME").ok(),
+            concurrency: args.concurrency.max(1),
             ..ControllerConfig::default()
         };
         let ctx = controller_context(client, &args.engines, &args.sandbox, args.cache_dir.clone(), config)?;
