@@ -48,7 +48,7 @@ where
     let want = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
     if let Some(live) = live {
         let have = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
-        if is_subset(&strip_meta(want.clone()), &have) {
+        if is_subset(&want, &have) {
             return Ok((live.clone(), Outcome::Unchanged));
         }
     }
@@ -65,21 +65,6 @@ where
         Outcome::Created
     };
     Ok((applied, outcome))
-}
-
-/// Fields of our intent that the server rewrites or that are not ours to compare.
-fn strip_meta(mut v: Value) -> Value {
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in [
-            "resourceVersion",
-            "uid",
-            "creationTimestamp",
-            "managedFields",
-        ] {
-            meta.remove(k);
-        }
-    }
-    v
 }
 
 /// Deletes a namespaced object if it exists; `true` when something was deleted.

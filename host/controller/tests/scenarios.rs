@@ -487,7 +487,6 @@ async fn a_converged_operator_makes_no_writes() {
     // again from scratch.
     tokio::time::sleep(Duration::from_millis(500)).await;
     env.stop_controllers().await;
-    let versions = |items: Vec<(String, Option<String>)>| items;
     let snapshot = async |env: &Env| {
         let mut v = Vec::new();
         for d in dbs.list(&ListParams::default()).await.unwrap().items {
@@ -529,7 +528,7 @@ async fn a_converged_operator_makes_no_writes() {
         {
             v.push((i.name_any(), i.resource_version()));
         }
-        versions(v)
+        v
     };
     let before = snapshot(&env).await;
     env.reset_stats();
