@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbo_api::{BackupOutcome, Database, DatabaseStatus, DbInstance};
-use dbo_render::{
-    DatabaseInput, LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE, RenderError,
-};
+use dbo_render::{DatabaseInput, LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
@@ -21,19 +19,11 @@ use crate::apply::{self, Outcome};
 use crate::conditions::{self as cond, Want};
 use crate::context::Context;
 use crate::jobs::{self, JobState};
-use crate::{Error, finalizer, schedule};
+use crate::{Blocked, Error, finalizer, schedule};
 
 /// Marks Databases whose cross-namespace objects (commissioning Job, credentials copy) the
 /// operator must clean up before the Database goes away.
 pub const FINALIZER: &str = "kci.rocks/database";
-
-/// What went wrong before any object could be written, as a condition on the Database.
-struct Blocked {
-    reason: &'static str,
-    message: String,
-    /// Retry later by itself (a plugin failure); otherwise wait for a change.
-    retry: bool,
-}
 
 pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = db.namespace_or_default();
@@ -206,7 +196,7 @@ async fn converge(
     };
     let rendered = match rendered {
         Ok(r) => r,
-        Err(e) => return Ok(Err(blocked_by(&e))),
+        Err(e) => return Ok(Err(Blocked::render(&e))),
     };
     let Some(credentials) = rendered.credentials.clone() else {
         return Ok(Err(Blocked {
@@ -389,23 +379,6 @@ async fn converge(
         tracing::warn!(database = %db.name_any(), "{w}");
     }
     Ok(Ok(Progress { wants, requeue }))
-}
-
-fn blocked_by(e: &RenderError) -> Blocked {
-    let (reason, retry) = match e {
-        RenderError::Engine {
-            source: dbo_engine::CallError::Runtime(_),
-            ..
-        } => ("PluginFailed", true),
-        RenderError::Engine { .. } => ("EngineRejected", false),
-        RenderError::UnknownEngine { .. } => ("EngineUnavailable", false),
-        _ => ("InvalidSpec", false),
-    };
-    Blocked {
-        reason,
-        message: e.to_string(),
-        retry,
-    }
 }
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {

@@ -11,11 +11,11 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 
-use crate::Error;
 use crate::apply;
 use crate::catalog::Single;
 use crate::conditions::{self as cond, Want};
 use crate::context::Context;
+use crate::{Blocked, Error};
 
 pub async fn reconcile(inst: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = inst.name_any();
@@ -39,7 +39,11 @@ pub async fn reconcile(inst: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Actio
             Action::requeue(ctx.config.resync),
             false,
         ),
-        Err((reason, message, retry)) => {
+        Err(Blocked {
+            reason,
+            message,
+            retry,
+        }) => {
             let action = if retry {
                 ctx.backoff(&key)
             } else {
@@ -84,16 +88,14 @@ pub async fn reconcile(inst: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Actio
     Ok(action)
 }
 
-type Problem = (&'static str, String, bool);
-
 async fn check(
     inst: &DbInstance,
     ctx: &Context,
     status: &mut DbInstanceStatus,
-) -> Result<Result<(), Problem>, Error> {
+) -> Result<Result<(), Blocked>, Error> {
     let Some(served) = ctx.catalog.engine(&inst.spec.engine) else {
         status.engine = None;
-        return Ok(Err((
+        return Ok(Err(Blocked::new(
             "EngineUnavailable",
             format!(
                 "spec.engine: no engine plugin {:?} is loaded; available: {}",
@@ -128,15 +130,14 @@ async fn check(
             }
         }
         Err(e) => {
-            let (reason, retry) = crate::classify(&e);
-            return Ok(Err((reason, e.to_string(), retry)));
+            return Ok(Err(Blocked::render(&e)));
         }
     }
 
     let admin = &inst.spec.admin_secret_ref;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &admin.namespace);
     if secrets.get_opt(&admin.name).await?.is_none() {
-        return Ok(Err((
+        return Ok(Err(Blocked::new(
             "AdminSecretMissing",
             format!(
                 "spec.adminSecretRef: Secret {}/{} does not exist; create it with the server's admin user and password",

@@ -47,6 +47,29 @@ pub enum Error {
     Join(String),
 }
 
+/// Why an object cannot progress: the `Ready=False` reason and message, and whether to retry
+/// by itself (with backoff) rather than wait for a change.
+pub(crate) struct Blocked {
+    pub reason: &'static str,
+    pub message: String,
+    pub retry: bool,
+}
+
+impl Blocked {
+    pub fn new(reason: &'static str, message: impl Into<String>, retry: bool) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            retry,
+        }
+    }
+
+    pub fn render(e: &dbo_render::RenderError) -> Self {
+        let (reason, retry) = classify(e);
+        Self::new(reason, e.to_string(), retry)
+    }
+}
+
 /// The condition reason for a render failure, and whether to retry it by itself: a plugin
 /// that trapped or ran out of time may succeed next time; a refused spec waits for an edit.
 pub(crate) fn classify(e: &dbo_render::RenderError) -> (&'static str, bool) {

@@ -10,11 +10,11 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 
-use crate::Error;
 use crate::apply;
 use crate::conditions::{self as cond, Want};
 use crate::context::Context;
 use crate::jobs::{self, JobState};
+use crate::{Blocked, Error};
 
 const SUCCEEDED: &str = "Succeeded";
 const FAILED: &str = "Failed";
@@ -32,7 +32,11 @@ pub async fn reconcile(restore: Arc<DbRestore>, ctx: Arc<Context>) -> Result<Act
     let mut status = before.clone();
     let (wants, action, retried) = match step(&restore, &ns, &ctx, &mut status).await? {
         Ok((wants, action)) => (wants, action, false),
-        Err((reason, message, retry)) => {
+        Err(Blocked {
+            reason,
+            message,
+            retry,
+        }) => {
             status.phase = Some("Pending".into());
             let action = if retry {
                 ctx.backoff(&key)
@@ -70,17 +74,15 @@ pub async fn reconcile(restore: Arc<DbRestore>, ctx: Arc<Context>) -> Result<Act
     Ok(action)
 }
 
-type Problem = (&'static str, String, bool);
-
 async fn step(
     restore: &DbRestore,
     ns: &str,
     ctx: &Context,
     status: &mut DbRestoreStatus,
-) -> Result<Result<(Vec<Want>, Action), Problem>, Error> {
+) -> Result<Result<(Vec<Want>, Action), Blocked>, Error> {
     let dbs: Api<Database> = Api::namespaced(ctx.client.clone(), ns);
     let Some(db) = dbs.get_opt(&restore.spec.database).await? else {
-        return Ok(Err((
+        return Ok(Err(Blocked::new(
             "DatabaseNotFound",
             format!(
                 "spec.database: Database {ns}/{} does not exist; create it or fix the name",
@@ -94,7 +96,7 @@ async fn step(
         .as_ref()
         .is_some_and(|s| cond::is_true(&s.conditions, cond::READY));
     if !db_ready {
-        return Ok(Err((
+        return Ok(Err(Blocked::new(
             "WaitingForDatabase",
             format!(
                 "Database {ns}/{} is not ready yet (see its Ready condition); the restore starts once it is",
@@ -105,7 +107,7 @@ async fn step(
     }
     let instances: Api<DbInstance> = Api::all(ctx.client.clone());
     let Some(instance) = instances.get_opt(&db.spec.instance).await? else {
-        return Ok(Err((
+        return Ok(Err(Blocked::new(
             "InstanceNotFound",
             format!(
                 "DbInstance {:?} of Database {ns}/{} does not exist",
@@ -116,7 +118,7 @@ async fn step(
         )));
     };
     let Some(served) = ctx.catalog.engine(&instance.spec.engine) else {
-        return Ok(Err((
+        return Ok(Err(Blocked::new(
             "EngineUnavailable",
             format!("no engine plugin {:?} is loaded", instance.spec.engine),
             false,
@@ -135,14 +137,13 @@ async fn step(
     let rendered = match rendered {
         Ok(r) => r,
         Err(e) => {
-            let (reason, retry) = crate::classify(&e);
-            return Ok(Err((reason, e.to_string(), retry)));
+            return Ok(Err(Blocked::render(&e)));
         }
     };
     let Some(job) = rendered.jobs.first() else {
-        return Ok(Err((
+        return Ok(Err(Blocked::new(
             "RenderFailed",
-            "the renderer returned no restore Job".into(),
+            "the renderer returned no restore Job",
             true,
         )));
     };
@@ -151,7 +152,7 @@ async fn step(
     if live.is_none()
         && let Some(other) = blocking_restore(restore, &db, ns, ctx).await?
     {
-        return Ok(Err((
+        return Ok(Err(Blocked::new(
             "WaitingForRestore",
             format!(
                 "{other} is restoring Database {ns}/{} right now; this restore starts after it",
