@@ -38,7 +38,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret};
 
 pub use image::{DEFAULT_PATH, Image, ImageError};
 
+use crate::standin::StandIns;
 use crate::tools::{self, MissingTool};
+
+/// Where the emulated image tools (rclone, stand-ins) appear inside a container; first on its
+/// `PATH`.
+pub const TOOLS_DIR: &str = "/opt/image-emulation/bin";
 
 /// How long a container may run when its Job sets no shorter `activeDeadlineSeconds`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -321,6 +326,7 @@ pub struct PodRunner {
     tools: Vec<(String, PathBuf)>,
     tool_path: Vec<String>,
     visible_dirs: Vec<PathBuf>,
+    writable_dirs: Vec<PathBuf>,
     timeout: Duration,
     output_limit: usize,
     scratch: tempfile::TempDir,
@@ -358,8 +364,9 @@ impl PodRunner {
             objects: Objects::default(),
             programs,
             tools: vec![("rclone".to_owned(), rclone)],
-            tool_path: vec![sandbox::TOOLS_DIR.to_owned(), pg_bin.display().to_string()],
+            tool_path: vec![TOOLS_DIR.to_owned(), pg_bin.display().to_string()],
             visible_dirs: if under_os { Vec::new() } else { vec![pg_bin] },
+            writable_dirs: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             scratch,
@@ -371,6 +378,20 @@ impl PodRunner {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Puts the stand-in programs first on every container's `PATH` (a stand-in replaces the
+    /// emulated tool of the same name) and makes their call log writable.
+    pub fn with_stand_ins(mut self, stand_ins: &StandIns) -> Result<Self, RunError> {
+        let programs = stand_ins
+            .programs()
+            .map_err(|e| io_error(stand_ins.dir(), e))?;
+        for (name, path) in programs {
+            self.tools.retain(|(n, _)| *n != name);
+            self.tools.push((name, path));
+        }
+        self.writable_dirs.push(stand_ins.dir().to_owned());
+        Ok(self)
     }
 
     /// How much of each output stream is kept.
@@ -680,6 +701,7 @@ impl PodRunner {
             claims,
             tools: self.tools.clone(),
             visible_dirs: self.visible_dirs.clone(),
+            writable_dirs: self.writable_dirs.clone(),
             read_only_root,
             termination_message_path,
             fallback_to_logs: container.termination_message_policy.as_deref()

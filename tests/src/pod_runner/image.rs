@@ -2,7 +2,10 @@
 //! (`deploy/images/<engine>/`), never from a registry.
 //!
 //! The layout is the one `docs/architecture.md` fixes: a `Dockerfile` whose final stage's `ENV`,
-//! `ENTRYPOINT`, `CMD`, `WORKDIR` and `USER` are the image's config, and a `rootfs/` copied to `/`.
+//! `ENTRYPOINT`, `CMD`, `WORKDIR` and `USER` are the image's config, and whose `COPY <dir>/ /`
+//! instructions lay `rootfs/` folders over `/` in order. Sources are looked up in the image
+//! directory, then in its parent (`deploy/images/`, the build context the engine images use to
+//! share `common/rootfs/`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +18,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub struct Image {
     /// The build directory.
     pub dir: PathBuf,
-    /// `rootfs/` of the build directory, when it exists.
-    pub rootfs: Option<PathBuf>,
+    /// The folders the final stage copies to `/`, in order (`rootfs/` of the build directory
+    /// when the Dockerfile copies none).
+    pub rootfs: Vec<PathBuf>,
     /// The final stage's `ENV`, in order, expanded as Docker expands them.
     pub env: Vec<(String, String)>,
     pub entrypoint: Option<Vec<String>>,
@@ -42,7 +46,7 @@ pub enum ImageError {
 }
 
 impl Image {
-    /// Reads `dir/Dockerfile` and notes `dir/rootfs`.
+    /// Reads `dir/Dockerfile` and finds the folders it copies to `/`.
     pub fn load(dir: &Path) -> Result<Image, ImageError> {
         let text =
             std::fs::read_to_string(dir.join("Dockerfile")).map_err(|source| ImageError::Read {
@@ -54,10 +58,24 @@ impl Image {
             line,
             message,
         })?;
-        let rootfs = dir.join("rootfs");
+        let mut rootfs = Vec::new();
+        for (line, source) in &config.copies {
+            let candidates = [Some(dir.join(source)), dir.parent().map(|p| p.join(source))];
+            let found = candidates.into_iter().flatten().find(|p| p.is_dir());
+            rootfs.push(found.ok_or_else(|| ImageError::Syntax {
+                dir: dir.to_owned(),
+                line: *line,
+                message: format!(
+                    "COPY {source} /: no folder {source:?} in the image directory or its parent"
+                ),
+            })?);
+        }
+        if config.copies.is_empty() && dir.join("rootfs").is_dir() {
+            rootfs.push(dir.join("rootfs"));
+        }
         Ok(Image {
             dir: dir.to_owned(),
-            rootfs: rootfs.is_dir().then_some(rootfs),
+            rootfs,
             env: config.env,
             entrypoint: config.entrypoint,
             cmd: config.cmd,
@@ -84,6 +102,8 @@ struct Config {
     cmd: Option<Vec<String>>,
     workdir: Option<String>,
     user: Option<String>,
+    /// `(line, source)` of each `COPY <folder>/ /` from the build context.
+    copies: Vec<(usize, String)>,
 }
 
 impl Config {
@@ -170,6 +190,21 @@ fn parse(text: &str) -> Result<Config, ParseError> {
                 });
             }
             "USER" => config.user = Some(expand(rest, |name| config.lookup(&args, name))),
+            "COPY" => {
+                let words = split_words(rest).map_err(|m| (line, m))?;
+                // Files from another stage (`--from`) are not in the build context.
+                if !words.iter().any(|w| w.starts_with("--from")) {
+                    let paths: Vec<&String> =
+                        words.iter().filter(|w| !w.starts_with("--")).collect();
+                    if let [source, dest] = paths.as_slice() {
+                        if dest.as_str() == "/" {
+                            config
+                                .copies
+                                .push((line, source.trim_end_matches('/').to_owned()));
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }

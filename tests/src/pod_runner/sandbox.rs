@@ -35,8 +35,7 @@ const EMPTY_DIRS: &[(&str, u32)] = &[
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// `PATH` of the setup steps, independent of the pod's.
 const SETUP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Where the emulated image tools (rclone) appear inside the container.
-pub(super) const TOOLS_DIR: &str = "/opt/image-emulation/bin";
+use super::TOOLS_DIR;
 /// Variables a POSIX shell sets by itself (dash: `PWD`; bash also `SHLVL`, `_`).
 const SHELL_VARS: &[&str] = &["PWD", "OLDPWD", "SHLVL", "_"];
 /// Staging mount points, removed again before the container command starts.
@@ -79,7 +78,8 @@ pub(super) struct Plan {
     pub workdir: String,
     /// `(uid, gid, supplementary groups)`; `None` runs as root.
     pub user: Option<(u32, u32, Vec<u32>)>,
-    pub rootfs: Option<PathBuf>,
+    /// Folders copied over `/` in order (the image's `COPY <folder>/ /` layers).
+    pub rootfs: Vec<PathBuf>,
     pub mounts: Vec<Mount>,
     /// Claim directories to bind onto the staged volume of that name.
     pub claims: Vec<(String, PathBuf)>,
@@ -88,6 +88,8 @@ pub(super) struct Plan {
     /// Host directories that must be visible at the same path (tool directories outside the
     /// OS directories).
     pub visible_dirs: Vec<PathBuf>,
+    /// Host directories visible and writable at the same path (a stand-in tool's call log).
+    pub writable_dirs: Vec<PathBuf>,
     pub read_only_root: bool,
     /// `terminationMessagePath`: where the kubelet mounts the file whose content becomes the
     /// container's termination message.
@@ -355,14 +357,19 @@ fn host_setup(
         let _ = writeln!(s, "mount --bind {} {}", q(host), q(&target));
         let _ = writeln!(s, "mount -o remount,bind,ro {}", q(&target));
     }
+    for host in &plan.writable_dirs {
+        let target = format!("{r}{}", host.display());
+        let _ = writeln!(s, "mkdir -p {}", q(&target));
+        let _ = writeln!(s, "mount --bind {} {}", q(host), q(&target));
+    }
     for (volume, claim) in &plan.claims {
         let _ = writeln!(s, "mount --bind {} {}", q(claim), q(volumes.join(volume)));
     }
     let staged = format!("{r}{STAGED_VOLUMES}");
     let _ = writeln!(s, "mkdir {}", q(&staged));
     let _ = writeln!(s, "mount --rbind {} {}", q(volumes), q(&staged));
-    if let Some(rootfs) = &plan.rootfs {
-        let staged = format!("{r}{STAGED_ROOTFS}");
+    for (index, rootfs) in plan.rootfs.iter().enumerate() {
+        let staged = format!("{r}{STAGED_ROOTFS}-{index}");
         let _ = writeln!(s, "mkdir {}", q(&staged));
         let _ = writeln!(s, "mount --bind {} {}", q(rootfs), q(&staged));
     }
@@ -376,12 +383,12 @@ fn host_setup(
 /// the working directory, and finally a read-only root when asked for.
 fn pod_setup(plan: &Plan) -> String {
     let mut s = String::from("set -eu\n");
-    if plan.rootfs.is_some() {
-        // Docker's COPY: modes kept, owned by root.
+    for index in 0..plan.rootfs.len() {
+        // Docker's COPY: modes kept, owned by root; later layers win.
         let _ = writeln!(
             s,
             "cp -R -P --preserve=mode,timestamps {}/. /",
-            q(STAGED_ROOTFS)
+            q(format!("{STAGED_ROOTFS}-{index}"))
         );
     }
     // Parents before children, as the kubelet sorts them.
@@ -414,9 +421,10 @@ fn pod_setup(plan: &Plan) -> String {
     let _ = writeln!(s, "mkdir -p -- {}", q(&plan.workdir));
     let _ = writeln!(s, "umount -R {}", q(STAGED_VOLUMES));
     let _ = writeln!(s, "rmdir {}", q(STAGED_VOLUMES));
-    if plan.rootfs.is_some() {
-        let _ = writeln!(s, "umount {}", q(STAGED_ROOTFS));
-        let _ = writeln!(s, "rmdir {}", q(STAGED_ROOTFS));
+    for index in 0..plan.rootfs.len() {
+        let staged = format!("{STAGED_ROOTFS}-{index}");
+        let _ = writeln!(s, "umount {}", q(&staged));
+        let _ = writeln!(s, "rmdir {}", q(&staged));
     }
     if plan.read_only_root {
         let _ = writeln!(s, "mount -o remount,bind,ro /");
