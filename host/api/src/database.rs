@@ -183,6 +183,11 @@ pub struct DatabaseStatus {
     /// Outcome of the most recent backup Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<BackupOutcome>,
+
+    /// `spec.commission.schema.version` of the last commissioning Job that succeeded. A lower
+    /// version in the spec is refused: schemas only roll forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u32>,
 }
 
 /// The result of one backup run.

@@ -8,7 +8,7 @@ use dbo_api::{BackupOutcome, Database, DatabaseStatus, DbInstance};
 use dbo_render::{DatabaseInput, LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
@@ -178,8 +178,17 @@ async fn converge(
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let existing = secrets.get_opt(&db.spec.secret_name).await?;
+    let schema = db.spec.commission.as_ref().and_then(|c| c.schema.as_ref());
+    let schema_config_map = match schema {
+        Some(schema) => {
+            let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+            config_maps.get_opt(&schema.config_map_ref.name).await?
+        }
+        None => None,
+    };
     let rendered = {
         let (db, instance, existing) = (db.clone(), instance.clone(), existing.clone());
+        let schema_config_map = schema_config_map.clone();
         let engine = served.engine.clone();
         let options = ctx.config.render.clone();
         tokio::task::spawn_blocking(move || {
@@ -187,6 +196,7 @@ async fn converge(
                 database: &db,
                 instance: &instance,
                 existing_secret: existing.as_ref(),
+                schema_config_map: schema_config_map.as_ref(),
                 engine: engine.as_ref(),
             };
             dbo_render::render_database(&input, &mut crate::os_passwords(), &options)
@@ -196,6 +206,14 @@ async fn converge(
     };
     let rendered = match rendered {
         Ok(r) => r,
+        // Nothing watches ConfigMaps, so a missing one is looked for again with backoff.
+        Err(e) if schema.is_some() && schema_config_map.is_none() => {
+            return Ok(Err(Blocked::new(
+                "SchemaConfigMapMissing",
+                e.to_string(),
+                true,
+            )));
+        }
         Err(e) => return Ok(Err(Blocked::render(&e))),
     };
     let Some(credentials) = rendered.credentials.clone() else {
@@ -235,6 +253,13 @@ async fn converge(
         let live = admin_secrets.get_opt(&copy.name_any()).await?;
         apply::ensure(&admin_secrets, &desired, live.as_ref()).await?;
     }
+    // Schema copies are immutable and named by version: created once, never patched.
+    let admin_config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &admin_ns);
+    for copy in &rendered.config_maps {
+        if admin_config_maps.get_opt(&copy.name_any()).await?.is_none() {
+            apply::ensure(&admin_config_maps, copy, None).await?;
+        }
+    }
     let jobs_admin: Api<Job> = Api::namespaced(ctx.client.clone(), &admin_ns);
     let commission = rendered
         .jobs
@@ -259,7 +284,15 @@ async fn converge(
                         "JobSucceeded",
                         format!("commissioning Job {admin_ns}/{job_name} succeeded"),
                     ));
+                    if let Some(schema) = schema {
+                        status.schema_version = Some(
+                            status
+                                .schema_version
+                                .map_or(schema.version, |v| v.max(schema.version)),
+                        );
+                    }
                     prune_old_commission_jobs(&jobs_admin, db, ns, &job_name).await?;
+                    prune_old_schema_copies(&admin_config_maps, db, ns, &rendered).await?;
                 }
                 JobState::Failed { message } => wants.push(Want::new(
                     cond::COMMISSIONED,
@@ -446,6 +479,26 @@ fn selector(db: &Database, ns: &str, component: &str) -> String {
     )
 }
 
+/// Schema copies of earlier versions go once the current version is applied.
+async fn prune_old_schema_copies(
+    api: &Api<ConfigMap>,
+    db: &Database,
+    ns: &str,
+    rendered: &dbo_render::Rendered,
+) -> Result<(), kube::Error> {
+    let keep: Vec<String> = rendered.config_maps.iter().map(|c| c.name_any()).collect();
+    for old in api
+        .list(&ListParams::default().labels(&selector(db, ns, "commission")))
+        .await?
+        .items
+    {
+        if !keep.contains(&old.name_any()) {
+            apply::delete_if_present(api, &old.name_any()).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Old commissioning Jobs (from earlier specs) go once the current one has succeeded.
 async fn prune_old_commission_jobs(
     jobs: &Api<Job>,
@@ -620,7 +673,15 @@ async fn cleanup(db: &Database, ns: &str, ctx: &Context) -> Result<(), Error> {
     for admin_ns in &namespaces {
         let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), admin_ns);
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), admin_ns);
+        let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), admin_ns);
         let sel = selector(db, ns, "commission");
+        for copy in config_maps
+            .list(&ListParams::default().labels(&sel))
+            .await?
+            .items
+        {
+            apply::delete_if_present(&config_maps, &copy.name_any()).await?;
+        }
         for job in jobs.list(&ListParams::default().labels(&sel)).await?.items {
             apply::delete_if_present(&jobs, &job.name_any()).await?;
         }

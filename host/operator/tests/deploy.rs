@@ -154,7 +154,7 @@ const GRANTS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("", "serviceaccounts", OWNED),
-    ("", "configmaps", &["get", "list", "watch"]),
+    ("", "configmaps", &["get", "list", "watch", "create", "delete"]),
     ("", "pods", &["get", "list"]),
     ("", "events", EMIT),
     ("events.k8s.io", "events", EMIT),

@@ -17,7 +17,7 @@ use dbo_api::manifest::Manifests;
 use dbo_api::{Database, DbInstance, DbRestore};
 use dbo_engine::{CallError, Engine, Severity};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 
 /// Names and label values the controllers need to find rendered objects again.
 pub use names::{backup_cron_job as backup_cron_job_name, label_value};
@@ -77,6 +77,8 @@ impl Default for RenderOptions {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
     pub secrets: Vec<Secret>,
+    /// Copies of schema ConfigMaps beside the admin Secret, for the commissioning Job.
+    pub config_maps: Vec<ConfigMap>,
     pub service_accounts: Vec<ServiceAccount>,
     pub jobs: Vec<Job>,
     pub cron_jobs: Vec<CronJob>,
@@ -103,6 +105,7 @@ pub struct CredentialsInfo {
 impl Rendered {
     fn extend(&mut self, other: Rendered) {
         self.secrets.extend(other.secrets);
+        self.config_maps.extend(other.config_maps);
         // Backup and restore pods of a Database share one IRSA ServiceAccount.
         for sa in other.service_accounts {
             if !self
@@ -130,6 +133,7 @@ impl Rendered {
         }
         let mut out = Vec::new();
         push(&mut out, &self.secrets);
+        push(&mut out, &self.config_maps);
         push(&mut out, &self.service_accounts);
         push(&mut out, &self.jobs);
         push(&mut out, &self.cron_jobs);
@@ -216,6 +220,9 @@ pub struct DatabaseInput<'a> {
     pub instance: &'a DbInstance,
     /// The credentials Secret as it exists now (its values and foreign keys are kept).
     pub existing_secret: Option<&'a Secret>,
+    /// The ConfigMap `spec.commission.schema.configMapRef` names, as it exists now (`None`
+    /// when it does not exist or the Database has no schema).
+    pub schema_config_map: Option<&'a ConfigMap>,
     pub engine: &'a dyn Engine,
 }
 
@@ -270,10 +277,22 @@ pub fn render_with(
             s.metadata.name.as_deref() == Some(db.spec.secret_name.as_str())
                 && model::namespace_of(s.metadata.namespace.as_deref()) == ns
         });
+        let schema_config_map = db
+            .spec
+            .commission
+            .as_ref()
+            .and_then(|c| c.schema.as_ref())
+            .and_then(|schema| {
+                manifests.config_maps.iter().find(|c| {
+                    c.metadata.name.as_deref() == Some(schema.config_map_ref.name.as_str())
+                        && model::namespace_of(c.metadata.namespace.as_deref()) == ns
+                })
+            });
         let input = DatabaseInput {
             database: db,
             instance,
             existing_secret: existing,
+            schema_config_map,
             engine: *engine,
         };
         match render_database(&input, passwords, options) {
@@ -391,11 +410,12 @@ pub fn render_database(
     let object = db_object(input.database);
     reject_invalid(&object, dbo_api::validate_database(input.database))?;
     let instance = model::instance(input.instance)?;
-    let database = model::database(input.database);
+    let mut database = model::database(input.database);
     let engine_err = |source| RenderError::Engine {
         object: object.clone(),
         source,
     };
+    check_schema(input, &object)?;
     let mut out = Rendered {
         warnings: split_diagnostics(
             &object,
@@ -437,6 +457,16 @@ pub fn render_database(
         secret_name: copy.metadata.name.clone().unwrap_or_default(),
         ..refs.clone()
     };
+    // The engine reads the schema from a copy beside the Job; its name carries the version, so
+    // a Job of one version never sees the files of another.
+    let schema_copy = match (&mut database.schema, input.schema_config_map) {
+        (Some(schema), Some(source)) => {
+            let copy = objects::schema_copy(&ctx, source, schema.version, &admin_ns);
+            schema.config_map = copy.metadata.name.clone().unwrap_or_default();
+            Some(copy)
+        }
+        _ => None,
+    };
     let request = dbo_engine::CommissionRequest {
         instance: instance.clone(),
         database: database.clone(),
@@ -455,6 +485,7 @@ pub fn render_database(
             .push(objects::commission_job(&ctx, &admin_ns, pod, &spec));
         out.secrets.push(secret);
         out.secrets.push(copy);
+        out.config_maps.extend(schema_copy);
     } else {
         out.secrets.push(secret);
     }
@@ -485,6 +516,65 @@ pub fn render_database(
             .push(ctx.backup_cron_job(pod, &spec, &backup.cron));
     }
     Ok(out)
+}
+
+/// A schema goes only to engines that apply schemas, only forward, and only from a ConfigMap
+/// that exists.
+fn check_schema(input: &DatabaseInput<'_>, object: &str) -> Result<(), RenderError> {
+    let Some(schema) = input
+        .database
+        .spec
+        .commission
+        .as_ref()
+        .and_then(|c| c.schema.as_ref())
+    else {
+        return Ok(());
+    };
+    let info = input.engine.describe().map_err(|source| RenderError::Engine {
+        object: object.to_string(),
+        source,
+    })?;
+    if !info
+        .capabilities
+        .contains(&dbo_engine::Capability::SchemaRollForward)
+    {
+        return Err(RenderError::invalid(
+            object.to_string(),
+            "spec.commission.schema",
+            &format!(
+                "engine {} does not apply schemas (its plugin does not declare                  schema-roll-forward); remove spec.commission.schema and migrate from the                  application",
+                info.name
+            ),
+        ));
+    }
+    let applied = input
+        .database
+        .status
+        .as_ref()
+        .and_then(|s| s.schema_version);
+    if let Some(applied) = applied.filter(|applied| schema.version < *applied) {
+        return Err(RenderError::invalid(
+            object.to_string(),
+            "spec.commission.schema.version",
+            &format!(
+                "version {} is lower than version {applied}, which is already applied; schemas                  only roll forward: to undo a change, write the old schema as version {}",
+                schema.version,
+                applied + 1
+            ),
+        ));
+    }
+    if input.schema_config_map.is_none() {
+        let namespace = model::namespace_of(input.database.metadata.namespace.as_deref());
+        return Err(RenderError::invalid(
+            object.to_string(),
+            "spec.commission.schema.configMapRef.name",
+            &format!(
+                "ConfigMap {:?} does not exist in namespace {namespace:?}; create it with the                  schema files the engine documents, or fix the name",
+                schema.config_map_ref.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Renders the restore Job of one DbRestore into its Database.
@@ -533,6 +623,7 @@ pub fn render_restore(
         database: db,
         instance,
         existing_secret: None,
+        schema_config_map: None,
         engine,
     };
     let ctx = objects::Context::new(&input, &inst, &database, options);

@@ -76,6 +76,17 @@ pub fn commission_credentials(namespace: &str, database: &str) -> String {
     )
 }
 
+/// Copy of a schema ConfigMap at one version, beside the admin Secret. The version comes last
+/// and is never cut off, so two versions never share a name.
+pub fn schema_copy(namespace: &str, database: &str, version: u32) -> String {
+    let suffix = format!("-schema-v{version}");
+    let base = fit(
+        &format!("dbo-{namespace}-{database}"),
+        SUBDOMAIN_MAX - suffix.len(),
+    );
+    format!("{base}{suffix}")
+}
+
 pub fn restore_job(restore: &str) -> String {
     fit(&format!("{restore}-restore"), LABEL_MAX)
 }

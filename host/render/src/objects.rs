@@ -8,7 +8,7 @@ use dbo_engine as engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Capabilities, ConfigMap, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
     SeccompProfile, Secret, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -443,6 +443,27 @@ pub fn commission_credentials(
         type_: Some("Opaque".into()),
         string_data: Some(copy),
         ..Secret::default()
+    }
+}
+
+/// The commissioning Job's copy of a schema ConfigMap at `version`, beside the admin Secret.
+pub fn schema_copy(
+    ctx: &Context<'_>,
+    source: &ConfigMap,
+    version: u32,
+    admin_namespace: &str,
+) -> ConfigMap {
+    ConfigMap {
+        metadata: ctx.meta(
+            names::schema_copy(&ctx.namespace, &ctx.database, version),
+            admin_namespace,
+            "commission",
+            false,
+        ),
+        data: source.data.clone(),
+        binary_data: source.binary_data.clone(),
+        // A copy is never edited: a new version is a new copy.
+        immutable: Some(true),
     }
 }
 

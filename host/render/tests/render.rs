@@ -13,6 +13,8 @@ struct Fake {
     backup_pod: serde_json::Value,
     commission_pod: Option<serde_json::Value>,
     warn: bool,
+    /// Declares schema-roll-forward.
+    schemas: bool,
     seen: Mutex<Vec<String>>,
 }
 
@@ -25,6 +27,7 @@ impl Default for Fake {
                 "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "dbo-shop-orders-credentials", "key": "POSTGRES_PASSWORD"}}}]}],
                 "volumes": [{"name": "admin", "secret": {"secretName": "pg-admin"}}]})),
             warn: false,
+            schemas: false,
             seen: Mutex::new(Vec::new()),
         }
     }
@@ -40,7 +43,18 @@ fn job(pod: &serde_json::Value) -> JobSpec {
 
 impl Engine for Fake {
     fn describe(&self) -> Result<EngineInfo, CallError> {
-        unreachable!("the renderer does not need describe")
+        Ok(EngineInfo {
+            name: "fake".into(),
+            version: "1.0.0".into(),
+            api_version: "0.1.0".into(),
+            capabilities: if self.schemas {
+                vec![Capability::Commission, Capability::SchemaRollForward]
+            } else {
+                vec![Capability::Commission]
+            },
+            images: Vec::new(),
+            options_schema: "{}".into(),
+        })
     }
     fn validate(&self, _: &Instance, db: Option<&Database>) -> Result<Vec<Diagnostic>, CallError> {
         Ok(if self.warn && db.is_some() {
@@ -79,7 +93,24 @@ impl Engine for Fake {
             "commission admin={} creds={}",
             r.admin.name, r.credentials.secret_name
         ));
-        Ok(self.commission_pod.as_ref().map(job))
+        let Some(schema) = &r.database.schema else {
+            return Ok(self.commission_pod.as_ref().map(job));
+        };
+        self.seen.lock().unwrap().push(format!(
+            "schema {} v{}",
+            schema.config_map, schema.version
+        ));
+        // Like a schema-applying engine: the copy is mounted and the version is in the env.
+        let mut pod = self.commission_pod.clone().expect("a commissioning pod");
+        pod["containers"][0]["env"]
+            .as_array_mut()
+            .expect("env")
+            .push(json!({"name": "SCHEMA_VERSION", "value": schema.version.to_string()}));
+        pod["volumes"]
+            .as_array_mut()
+            .expect("volumes")
+            .push(json!({"name": "schema", "configMap": {"name": schema.config_map}}));
+        Ok(Some(job(&pod)))
     }
     fn restore(&self, r: &RestoreRequest) -> Result<JobSpec, CallError> {
         self.seen
@@ -445,4 +476,112 @@ fn all_errors_are_reported_at_once() {
     let e = err(&yaml, Fake::default());
     assert!(e.contains("spec.backup.cron"), "{e}");
     assert!(e.contains("Database shop/two: spec.instance"), "{e}");
+}
+
+const SCHEMA_CONFIG_MAP: &str = r#"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: orders-schema, namespace: shop}
+data:
+  orders.index-template.json: '{"index_patterns": ["shop-orders-*"]}'
+"#;
+
+fn schema_database(version: u32, applied: Option<u32>) -> String {
+    let status = applied
+        .map(|v| format!("status:\n  schemaVersion: {v}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+---
+apiVersion: kci.rocks/v1alpha1
+kind: Database
+metadata: {{name: orders, namespace: shop, uid: 1111-2222}}
+spec:
+  instance: pg
+  secretName: orders-db
+  commission:
+    schema:
+      configMapRef: {{name: orders-schema}}
+      version: {version}
+{status}"#
+    )
+}
+
+fn schema_fake() -> Fake {
+    Fake {
+        schemas: true,
+        ..Fake::default()
+    }
+}
+
+fn commission_job_name(r: &dbo_render::Rendered) -> String {
+    r.jobs[0].metadata.name.clone().expect("job name")
+}
+
+#[test]
+fn a_schema_is_copied_beside_the_job_under_a_versioned_name() {
+    let yaml = format!("{INSTANCE}{}{SCHEMA_CONFIG_MAP}", schema_database(2, None));
+    let (out, fake) = go(&yaml, schema_fake());
+    let r = out.unwrap_or_else(|e| panic!("render failed: {e}"));
+    assert_eq!(r.config_maps.len(), 1);
+    let copy = &r.config_maps[0];
+    assert_eq!(copy.metadata.name.as_deref(), Some("dbo-shop-orders-schema-v2"));
+    assert_eq!(copy.metadata.namespace.as_deref(), Some("db-operator"));
+    assert_eq!(copy.immutable, Some(true));
+    assert_eq!(
+        copy.data.as_ref().and_then(|d| d.get("orders.index-template.json")).map(String::as_str),
+        Some(r#"{"index_patterns": ["shop-orders-*"]}"#)
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&"schema dbo-shop-orders-schema-v2 v2".to_string()),
+        "the engine is told the copy's name: {seen:?}"
+    );
+    let objects = r.objects();
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    let cm = kinds.iter().position(|k| *k == "ConfigMap").expect("ConfigMap");
+    let job = kinds.iter().position(|k| *k == "Job").expect("Job");
+    assert!(cm < job, "the copy is applied before its Job: {kinds:?}");
+}
+
+#[test]
+fn a_new_schema_version_is_a_new_job_and_the_same_version_the_same_job() {
+    let render = |version, applied| {
+        let yaml = format!("{INSTANCE}{}{SCHEMA_CONFIG_MAP}", schema_database(version, applied));
+        go(&yaml, schema_fake()).0.unwrap_or_else(|e| panic!("render failed: {e}"))
+    };
+    let v1 = commission_job_name(&render(1, None));
+    let v2 = commission_job_name(&render(2, Some(1)));
+    let v2_again = commission_job_name(&render(2, Some(2)));
+    assert_ne!(v1, v2);
+    assert_eq!(v2, v2_again);
+}
+
+#[test]
+fn a_lower_schema_version_than_the_applied_one_is_refused() {
+    let yaml = format!("{INSTANCE}{}{SCHEMA_CONFIG_MAP}", schema_database(1, Some(2)));
+    let e = err(&yaml, schema_fake());
+    assert!(e.contains("spec.commission.schema.version: version 1 is lower than version 2"), "{e}");
+    assert!(e.contains("as version 3"), "{e}");
+}
+
+#[test]
+fn a_missing_schema_config_map_names_the_field() {
+    let yaml = format!("{INSTANCE}{}", schema_database(1, None));
+    let e = err(&yaml, schema_fake());
+    assert!(
+        e.contains("spec.commission.schema.configMapRef.name: ConfigMap \"orders-schema\" does not exist in namespace \"shop\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_schema_for_an_engine_that_applies_none_is_refused() {
+    let yaml = format!("{INSTANCE}{}{SCHEMA_CONFIG_MAP}", schema_database(1, None));
+    let e = err(&yaml, Fake::default());
+    assert!(
+        e.contains("spec.commission.schema: engine fake does not apply schemas"),
+        "{e}"
+    );
 }

@@ -73,9 +73,11 @@ commissioning and restore Jobs and backup CronJobs, and Events.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Schema ConfigMaps are read; their per-version copies beside the admin Secret are created
+# for the commissioning Jobs and deleted with the Database.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # Backup and restore pods' termination messages carry the object key and size of the backup.
 - apiGroups: [""]
   resources: ["pods"]
