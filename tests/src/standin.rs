@@ -77,7 +77,8 @@ impl StandIn {
     }
 
     /// Runs the `sh` snippet after recording (and after printing [`stdout`](Self::stdout)); `$@`
-    /// are the call's arguments. The snippet's own `exit` wins over [`exit`](Self::exit).
+    /// are the call's arguments and `$call` is the call's folder ([`Call::dir`]). The snippet's
+    /// own `exit` wins over [`exit`](Self::exit).
     pub fn script(mut self, snippet: impl Into<String>) -> Self {
         self.script = Some(snippet.into());
         self
@@ -101,6 +102,9 @@ pub struct Call {
     pub args: Vec<String>,
     /// What the program read on stdin, when it was made to read it.
     pub stdin: Option<Vec<u8>>,
+    /// The call's own folder (`$call` in a [`StandIn::script`] snippet), where a snippet may
+    /// leave files for the test (a config file the tool was pointed at, say).
+    pub dir: PathBuf,
 }
 
 impl Call {
@@ -185,8 +189,9 @@ impl StandIns {
             "#!/bin/sh\n\
              # Stand-in for {name}: records the call, then behaves as the test asked.\n\
              n=0\n\
-             while ! mkdir {calls}/$(printf %06d \"$n\")-{name} 2>/dev/null; do n=$((n + 1)); done\n\
-             call={calls}/$(printf %06d \"$n\")-{name}\n\
+             while ! mkdir {calls}/$(printf %06d \"$n\") 2>/dev/null; do n=$((n + 1)); done\n\
+             call={calls}/$(printf %06d \"$n\")\n\
+             printf '%s' {name} > \"$call/tool\"\n\
              for arg in \"$@\"; do printf '%s\\0' \"$arg\"; done > \"$call/argv\"\n",
             name = tool.name,
             calls = sh_quote(&calls.display().to_string()),
@@ -212,7 +217,8 @@ impl StandIns {
         Ok(s)
     }
 
-    /// Every call so far, in the order the programs started.
+    /// Every call so far, in the order the programs started: each call claims the next free
+    /// number, whichever program it is.
     pub fn calls(&self) -> io::Result<Vec<Call>> {
         let dir = self.dir.path().join("calls");
         let mut entries: Vec<PathBuf> = fs::read_dir(&dir)?
@@ -221,15 +227,7 @@ impl StandIns {
         entries.sort();
         let mut calls = Vec::new();
         for entry in entries {
-            let file_name = entry
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_owned();
-            let tool = file_name
-                .split_once('-')
-                .map_or(file_name.as_str(), |(_, tool)| tool)
-                .to_owned();
+            let tool = fs::read_to_string(entry.join("tool")).unwrap_or_default();
             let argv = fs::read(entry.join("argv")).unwrap_or_default();
             let args = argv
                 .split(|b| *b == 0)
@@ -242,7 +240,12 @@ impl StandIns {
                 _ => args,
             };
             let stdin = fs::read(entry.join("stdin")).ok();
-            calls.push(Call { tool, args, stdin });
+            calls.push(Call {
+                tool,
+                args,
+                stdin,
+                dir: entry,
+            });
         }
         Ok(calls)
     }
@@ -330,8 +333,12 @@ mod tests {
         let out = run(&program(&tools, "load"), &["--archive"], b"bytes\0in");
         assert_eq!(out.status.code(), Some(3));
 
+        let out = run(&program(&tools, "dump"), &["again"], b"");
+        assert!(out.status.success());
+
         let calls = tools.calls().expect("calls");
-        assert_eq!(calls.len(), 2);
+        assert_eq!(calls.len(), 3);
+        assert_eq!(calls[2].line(), "dump again", "calls of different tools interleave in time");
         assert_eq!(calls[0].tool, "dump");
         assert_eq!(calls[0].args, ["--uri", "a b", "", "it's"]);
         assert_eq!(calls[0].stdin, None);
