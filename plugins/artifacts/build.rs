@@ -17,6 +17,10 @@ const PROFILE: &str = "wasm";
 /// `(package, artifact stem written to OUT_DIR)`. `src/lib.rs` embeds each `<stem>.wasm`.
 const GUESTS: &[(&str, &str)] = &[
     ("dbo-engine-postgres", "postgres"),
+    ("dbo-engine-mysql", "mysql"),
+    ("dbo-engine-mongodb", "mongodb"),
+    ("dbo-engine-elasticsearch", "elasticsearch"),
+    ("dbo-engine-neo4j", "neo4j"),
     ("dbo-fixture-endless-loop", "endless-loop"),
     ("dbo-fixture-memory-bomb", "memory-bomb"),
     ("dbo-fixture-panic", "panic"),
@@ -60,6 +64,10 @@ fn run() -> Result<(), String> {
     for watched in [
         "plugins/sdk",
         "plugins/postgres",
+        "plugins/mysql",
+        "plugins/mongodb",
+        "plugins/elasticsearch",
+        "plugins/neo4j",
         "plugins/fixtures",
         "wit",
         // `[profile.wasm]` and the guests' dependency versions live here.

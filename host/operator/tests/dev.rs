@@ -266,16 +266,23 @@ fn kubectl_drives_the_dev_operator_through_a_databases_life() {
     let gone = dev.kubectl(&["get", "database", "orders", "-n", "shop"]);
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
+    // Other examples' Databases share the namespace: only `orders`' CronJob may go.
     dev.eventually(
         &[
             "get",
             "cronjobs",
             "-n",
             "shop",
+            "-l",
+            "kci.rocks/database=orders",
             "-o",
-            "jsonpath={.items[*].metadata.name}",
+            "name",
         ],
-        "reports-backup",
+        "",
+    );
+    assert!(
+        dev.ok(&["get", "cronjob", "reports-backup", "-n", "shop", "-o", "name"])
+            .contains("reports-backup")
     );
     dev.eventually(
         &[

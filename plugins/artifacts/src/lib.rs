@@ -11,6 +11,14 @@ macro_rules! component {
 
 /// The PostgreSQL engine (`dbo-engine-postgres`).
 pub const POSTGRES: &[u8] = component!("postgres");
+/// The MySQL / MariaDB engine (`dbo-engine-mysql`).
+pub const MYSQL: &[u8] = component!("mysql");
+/// The MongoDB engine (`dbo-engine-mongodb`).
+pub const MONGODB: &[u8] = component!("mongodb");
+/// The Elasticsearch / OpenSearch engine (`dbo-engine-elasticsearch`).
+pub const ELASTICSEARCH: &[u8] = component!("elasticsearch");
+/// The Neo4j engine (`dbo-engine-neo4j`).
+pub const NEO4J: &[u8] = component!("neo4j");
 
 /// Test plugins that misbehave in exactly one way in `backup` and answer every other export
 /// sanely, for proving the sandbox holds.
@@ -31,5 +39,11 @@ pub mod fixtures {
 
 /// The engines shipped inside the operator, as `(engine name, component)`.
 pub fn builtin_engines() -> &'static [(&'static str, &'static [u8])] {
-    &[("postgres", POSTGRES)]
+    &[
+        ("postgres", POSTGRES),
+        ("mysql", MYSQL),
+        ("mongodb", MONGODB),
+        ("elasticsearch", ELASTICSEARCH),
+        ("neo4j", NEO4J),
+    ]
 }

@@ -25,7 +25,8 @@ use tokio::task::JoinHandle;
 /// How long a scenario waits for the operator to reach a state.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Engines the tests serve: the real PostgreSQL plugin, and a plugin that traps in `backup`.
+/// Engines the tests serve: the real PostgreSQL and Elasticsearch plugins, and a plugin that
+/// traps in `backup`.
 fn catalog() -> StaticCatalog {
     static CATALOG: OnceLock<StaticCatalog> = OnceLock::new();
     CATALOG
@@ -34,6 +35,7 @@ fn catalog() -> StaticCatalog {
             let mut catalog = StaticCatalog::new();
             for (name, wasm) in [
                 ("postgres", dbo_plugin_artifacts::POSTGRES),
+                ("elasticsearch", dbo_plugin_artifacts::ELASTICSEARCH),
                 ("panic", dbo_plugin_artifacts::fixtures::PANIC),
             ] {
                 let plugin = runtime.load(name, wasm).expect("plugin loads");
