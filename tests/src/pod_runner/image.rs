@@ -196,12 +196,12 @@ fn parse(text: &str) -> Result<Config, ParseError> {
                 if !words.iter().any(|w| w.starts_with("--from")) {
                     let paths: Vec<&String> =
                         words.iter().filter(|w| !w.starts_with("--")).collect();
-                    if let [source, dest] = paths.as_slice() {
-                        if dest.as_str() == "/" {
-                            config
-                                .copies
-                                .push((line, source.trim_end_matches('/').to_owned()));
-                        }
+                    if let [source, dest] = paths.as_slice()
+                        && dest.as_str() == "/"
+                    {
+                        config
+                            .copies
+                            .push((line, source.trim_end_matches('/').to_owned()));
                     }
                 }
             }
