@@ -2,10 +2,11 @@
 //! rendered Jobs' containers on this machine against real servers.
 //!
 //! - [`pod_runner`] runs a PodSpec's containers with exactly the env, files and paths it declares.
-//! - [`services`] starts PostgreSQL and an S3 server for a test and stops them on drop.
-//! - [`standin`] makes programs that stand in for tools a script calls and record the calls.
+//! - [`services`] starts PostgreSQL and an S3 server for a test and stops them on drop;
+//!   [`mariadb`] does the same for MariaDB.
 //! - [`tools`] finds the programs both need and says which package provides a missing one.
 
+pub mod mariadb;
 pub mod pod_runner;
 pub mod services;
 pub mod standin;

@@ -41,13 +41,13 @@ pub enum ServiceError {
     Output { what: String, detail: String },
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServiceError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServiceError {
     let what = what.into();
     move |source| ServiceError::Io { what, source }
 }
 
 /// Runs `command` and insists on exit 0.
-fn checked(what: &str, command: &mut Command) -> Result<Output, ServiceError> {
+pub(crate) fn checked(what: &str, command: &mut Command) -> Result<Output, ServiceError> {
     let out = command.output().map_err(io(what))?;
     if out.status.success() {
         return Ok(out);
@@ -65,7 +65,7 @@ fn checked(what: &str, command: &mut Command) -> Result<Output, ServiceError> {
 
 /// A port nobody listens on right now. Another process could take it before the server binds
 /// it; the servers below retry with a new port when that happens.
-fn free_port() -> Result<u16, ServiceError> {
+pub(crate) fn free_port() -> Result<u16, ServiceError> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io("finding a free port"))?;
     Ok(listener
@@ -74,7 +74,7 @@ fn free_port() -> Result<u16, ServiceError> {
         .port())
 }
 
-fn wait_for_port(
+pub(crate) fn wait_for_port(
     what: &str,
     port: u16,
     within: Duration,
@@ -100,7 +100,7 @@ fn wait_for_port(
     })
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // The owner of our own /proc entry is our effective uid.
     std::os::unix::fs::MetadataExt::uid(&match std::fs::metadata("/proc/self") {
         Ok(m) => m,
