@@ -235,7 +235,14 @@ fn render(args: RenderArgs) -> Result<(), CliError> {
     }
 
     let runtime = args.sandbox.runtime()?;
-    let engines = crate::engines::load(&runtime, &args.engines)?;
+    let wanted = manifests
+        .instances
+        .iter()
+        .map(|i| i.spec.engine.clone())
+        .collect();
+    let engines = crate::engines::Served {
+        loaded: crate::engines::load_only(&runtime, &args.engines, Some(&wanted))?,
+    };
     let mut passwords: Box<dyn dbo_render::PasswordSource> = match args.insecure_password_seed {
         Some(seed) => Box::new(Passwords(StdRng::seed_from_u64(seed))),
         None => Box::new(Passwords(StdRng::from_rng(&mut OsRng.unwrap_err()))),

@@ -2,7 +2,7 @@
 //! `*.wasm` of a plugin directory, and `--plugin NAME=FILE` overrides — optionally pinned to a
 //! sha256 digest. `render`, `dev` and `run` take the same flags.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -57,8 +57,28 @@ pub fn load(
     runtime: &PluginRuntime,
     args: &EngineArgs,
 ) -> Result<BTreeMap<String, Plugin>, CliError> {
+    load_only(runtime, args, None)
+}
+
+/// Like [`load`], but compiles a built-in engine only when `wanted` names it (or a digest pins
+/// it): `render` serves the engines of its manifests and need not compile the others.
+/// Plugin-directory and `--plugin` files are always loaded, since only loading tells which
+/// engine a file serves.
+pub fn load_only(
+    runtime: &PluginRuntime,
+    args: &EngineArgs,
+    wanted: Option<&BTreeSet<String>>,
+) -> Result<BTreeMap<String, Plugin>, CliError> {
+    let pinned: BTreeSet<&str> = args
+        .digests
+        .iter()
+        .filter_map(|p| p.trim().split_once('=').map(|(n, _)| n))
+        .collect();
     let mut engines: BTreeMap<String, (Plugin, Origin)> = BTreeMap::new();
     for (name, wasm) in dbo_plugin_artifacts::builtin_engines() {
+        if wanted.is_some_and(|w| !w.contains(*name)) && !pinned.contains(name) {
+            continue;
+        }
         let plugin = runtime
             .load(&format!("builtin:{name}"), wasm)
             .map_err(plugin_err)?;
@@ -146,4 +166,26 @@ pub fn catalog(engines: BTreeMap<String, Plugin>) -> StaticCatalog {
         );
     }
     catalog
+}
+
+/// Engines by name for the renderer, plus the built-ins that were not compiled, so "no plugin
+/// serves engine X" still lists everything that could serve.
+pub struct Served {
+    pub loaded: BTreeMap<String, Plugin>,
+}
+
+impl dbo_render::Engines for Served {
+    fn engine(&self, name: &str) -> Option<&dyn dbo_engine::Engine> {
+        self.loaded.get(name).map(|p| p as &dyn dbo_engine::Engine)
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.loaded.keys().cloned().collect();
+        names.extend(
+            dbo_plugin_artifacts::builtin_engines()
+                .iter()
+                .map(|(name, _)| (*name).to_string()),
+        );
+        names.into_iter().collect()
+    }
 }
