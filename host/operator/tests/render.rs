@@ -214,3 +214,194 @@ fn plugin_inspect_shows_the_builtin_engine() {
     assert!(stdout.contains("digest:       sha256:"), "{stdout}");
     assert!(stdout.contains("backup"), "{stdout}");
 }
+
+/// The rendered documents of `yaml`, as JSON.
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    yaml.split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str(d).expect("each document is YAML"))
+        .collect()
+}
+
+/// The pod specs of every Job and CronJob.
+fn pods(docs: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    docs.iter()
+        .filter_map(|d| match d["kind"].as_str() {
+            Some("Job") => Some(&d["spec"]["template"]["spec"]),
+            Some("CronJob") => Some(&d["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What every engine's example must show: its golden output, a commissioning Job, a backup
+/// CronJob, a restore Job, and no literal secret in any pod.
+fn engine_example(file: &str) -> Vec<serde_json::Value> {
+    let yaml = render_ok(&format!("examples/{file}.yaml"));
+    insta::assert_snapshot!(file, yaml);
+    let docs = documents(&yaml);
+    let names = |kind: &str| -> Vec<String> {
+        docs.iter()
+            .filter(|d| d["kind"] == kind)
+            .filter_map(|d| d["metadata"]["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(
+        names("Job").iter().any(|n| n.contains("commission")),
+        "{file}: no commissioning Job in {:?}",
+        names("Job")
+    );
+    assert!(
+        names("Job").iter().any(|n| n.ends_with("-restore")),
+        "{file}: no restore Job"
+    );
+    assert!(!names("CronJob").is_empty(), "{file}: no backup CronJob");
+    for pod in pods(&docs) {
+        let text = pod.to_string();
+        assert!(!text.contains("change-me"), "{file}: a secret value in {text}");
+        for container in pod["containers"].as_array().expect("containers") {
+            for var in container["env"].as_array().into_iter().flatten() {
+                let name = var["name"].as_str().unwrap_or_default();
+                // A path to a mounted Secret file is fine; a secret's value is not.
+                let path = name.ends_with("_FILE") || name.ends_with("_DIR");
+                if (name.contains("PASSWORD") || name.starts_with("AWS_")) && !path {
+                    assert!(
+                        var.get("value").is_none(),
+                        "{file}: {name} must come from a Secret: {var}"
+                    );
+                }
+            }
+        }
+    }
+    docs
+}
+
+/// The backup pods authenticate to S3 with the access-key Secret, by reference.
+fn assert_access_keys(docs: &[serde_json::Value], secret: &str) {
+    let cron = docs
+        .iter()
+        .find(|d| d["kind"] == "CronJob")
+        .expect("a CronJob");
+    let env = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let key = env
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == "AWS_SECRET_ACCESS_KEY")
+        .unwrap_or_else(|| panic!("no AWS_SECRET_ACCESS_KEY in {env}"));
+    assert_eq!(key["valueFrom"]["secretKeyRef"]["name"], secret, "{key}");
+}
+
+/// The backup pods run as a ServiceAccount annotated with the IRSA role.
+fn assert_irsa(docs: &[serde_json::Value], role: &str) {
+    let account = docs
+        .iter()
+        .find(|d| d["kind"] == "ServiceAccount")
+        .expect("an IRSA ServiceAccount");
+    assert_eq!(
+        account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        role
+    );
+    let cron = docs
+        .iter()
+        .find(|d| d["kind"] == "CronJob")
+        .expect("a CronJob");
+    assert_eq!(
+        cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"],
+        account["metadata"]["name"]
+    );
+}
+
+#[test]
+fn mysql_examples_render_on_the_generic_and_the_amazon_backend() {
+    let docs = engine_example("mysql");
+    assert_access_keys(&docs, "mysql-backup-s3");
+    let docs = engine_example("mysql-amazon-irsa");
+    assert_irsa(&docs, "arn:aws:iam::123456789012:role/db-backup");
+}
+
+#[test]
+fn mongodb_examples_render_on_the_generic_and_the_amazon_backend() {
+    let docs = engine_example("mongodb");
+    assert_access_keys(&docs, "db-backup-s3");
+    let docs = engine_example("mongodb-amazon-documentdb");
+    assert_irsa(&docs, "arn:aws:iam::123456789012:role/db-backup");
+}
+
+#[test]
+fn elasticsearch_examples_render_with_the_schema_and_a_named_backup_container() {
+    let docs = engine_example("elasticsearch");
+    let copy = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("the schema copy");
+    assert_eq!(copy["metadata"]["name"], "dbo-shop-catalog-schema-v1", "{copy}");
+    assert_eq!(copy["immutable"], true);
+    let cron = docs
+        .iter()
+        .find(|d| d["kind"] == "CronJob")
+        .expect("a CronJob");
+    let container = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "catalog-snapshot", "the example names its backup container");
+    let docs = engine_example("elasticsearch-amazon");
+    assert_irsa(&docs, "arn:aws:iam::123456789012:role/logs-snapshots");
+}
+
+#[test]
+fn neo4j_examples_render_for_both_editions() {
+    let yaml = render_ok("examples/neo4j.yaml");
+    insta::assert_snapshot!("neo4j", yaml);
+    let docs = documents(&yaml);
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "CronJob"),
+        "Community Edition has no online backup"
+    );
+    let docs = engine_example("neo4j-enterprise-amazon");
+    assert_irsa(&docs, "arn:aws:iam::123456789012:role/neo4j-backup");
+}
+
+#[test]
+fn an_unknown_engine_option_is_named_with_the_known_ones() {
+    let e = render_err("host/operator/tests/bad/mysql-unknown-option.yaml");
+    assert!(e.contains("DbInstance mariadb: spec.options.sslmode"), "{e}");
+    assert!(e.contains("sslMode"), "{e}");
+}
+
+#[test]
+fn a_missing_schema_config_map_is_named() {
+    let e = render_err("host/operator/tests/bad/elasticsearch-missing-schema.yaml");
+    assert!(
+        e.contains("spec.commission.schema.configMapRef.name")
+            && e.contains("\"catalog-schema\" does not exist"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_invalid_schema_version_is_named() {
+    let e = render_err("host/operator/tests/bad/elasticsearch-schema-version.yaml");
+    assert!(e.contains("spec.commission.schema.version"), "{e}");
+}
+
+#[test]
+fn a_schema_for_an_engine_without_schemas_is_refused() {
+    let e = render_err("host/operator/tests/bad/postgres-schema.yaml");
+    assert!(
+        e.contains("spec.commission.schema: engine postgres does not apply schemas"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_neo4j_edition_lists_the_editions() {
+    let e = render_err("host/operator/tests/bad/neo4j-edition.yaml");
+    assert!(e.contains("spec.options.edition"), "{e}");
+    assert!(e.contains("community") && e.contains("enterprise"), "{e}");
+}
+
+#[test]
+fn a_mongodb_role_outside_the_allowed_set_is_named() {
+    let e = render_err("host/operator/tests/bad/mongodb-role.yaml");
+    assert!(e.contains("spec.options.roles[1]"), "{e}");
+    assert!(e.contains("readWrite"), "{e}");
+}
