@@ -4,6 +4,7 @@
 //! - [`pod_runner`] runs a PodSpec's containers with exactly the env, files and paths it declares.
 //! - [`services`] starts PostgreSQL and an S3 server for a test and stops them on drop;
 //!   [`mariadb`] does the same for MariaDB.
+//! - [`standin`] makes programs that stand in for tools a script calls and record the calls.
 //! - [`tools`] finds the programs both need and says which package provides a missing one.
 
 pub mod mariadb;
