@@ -10,12 +10,10 @@
 //! cannot come from the DbInstance: Elasticsearch nodes read them from their own keystore (per
 //! named S3 client), and Amazon OpenSearch Service from the IAM role it assumes.
 
-use dbo_plugin_sdk::k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EnvVar, PodSecurityContext, PodSpec, Volume, VolumeMount,
-};
+use dbo_plugin_sdk::k8s_openapi::api::core::v1::{ConfigMapVolumeSource, EnvVar, Volume};
 use dbo_plugin_sdk::pod::{
-    empty_dir, env, job_spec, mount, read_only_mount, restricted_security_context, secret_env,
-    secret_files_volume, secret_volume,
+    ADMIN_DIR, PASSWORD_FILE, admin_mount, admin_volume, app_mounts, app_volumes,
+    backup_container_name, env, job_pod, job_spec, read_only_mount, script_container, secret_env,
 };
 use dbo_plugin_sdk::{
     BackendKind, BackupRequest, CommissionRequest, CredentialRefs, Instance, JobSpec, PluginError,
@@ -41,14 +39,7 @@ pub const RESTORE_CONTAINER: &str = "elasticsearch-restore";
 /// Where the schema ConfigMap's keys appear as files.
 pub const SCHEMA_DIR: &str = "/etc/db-operator/schema";
 
-const CREDENTIALS_VOLUME: &str = "dbo-credentials";
-const CREDENTIALS_DIR: &str = "/var/run/secrets/db-operator/database";
-const PASSWORD_FILE: &str = "password";
-const ADMIN_VOLUME: &str = "dbo-admin-credentials";
-const ADMIN_DIR: &str = "/var/run/secrets/db-operator/admin";
 const SCHEMA_VOLUME: &str = "dbo-schema";
-const TMP_VOLUME: &str = "dbo-tmp";
-const TMP_DIR: &str = "/tmp";
 
 /// A cluster that is still starting, or a network policy being rolled out, is worth retrying;
 /// Kubernetes backs off exponentially, so this spans about ten minutes. Every request the
@@ -60,10 +51,8 @@ const RESTORE_BACKOFF_LIMIT: u32 = 1;
 
 pub fn backup(request: &BackupRequest) -> Result<JobSpec, PluginError> {
     let options = instance_options(&request.instance)?;
-    let container_name = match &request.container_name {
-        Some(name) => container_name(name)?,
-        None => BACKUP_CONTAINER.to_string(),
-    };
+    let container_name =
+        backup_container_name(request.container_name.as_deref(), BACKUP_CONTAINER)?;
     let mut vars = connection_env(
         &request.instance,
         &request.instance.backup_host,
@@ -76,9 +65,10 @@ pub fn backup(request: &BackupRequest) -> Result<JobSpec, PluginError> {
         &options,
         &request.storage,
     )?);
-    let pod = pod(
-        container(container_name, BACKUP_COMMAND, vars, app_mounts()),
+    let pod = job_pod(
+        script_container(container_name, IMAGE, BACKUP_COMMAND, vars, app_mounts()),
         app_volumes(&request.credentials),
+        RUN_AS,
     );
     job_spec(&pod, None, None)
 }
@@ -101,11 +91,11 @@ pub fn commission(
     ));
     vars.push(env("ADMIN_SECRET_DIR", ADMIN_DIR));
     let mut mounts = app_mounts();
-    mounts.push(read_only_mount(ADMIN_VOLUME, ADMIN_DIR));
+    mounts.push(admin_mount());
     let mut volumes = app_volumes(&request.credentials);
     // The whole admin Secret: whether the user is under `user` or `username` is only known at
     // run time.
-    volumes.push(secret_volume(ADMIN_VOLUME, request.admin.name.clone()));
+    volumes.push(admin_volume(&request.admin));
     if let Some(schema) = &request.database.schema {
         // The version is in the pod spec so that a new version is a new Job (the host names
         // commissioning Jobs by a hash of their spec) and the same version the same Job.
@@ -122,9 +112,16 @@ pub fn commission(
             ..Volume::default()
         });
     }
-    let pod = pod(
-        container(COMMISSION_CONTAINER, COMMISSION_COMMAND, vars, mounts),
+    let pod = job_pod(
+        script_container(
+            COMMISSION_CONTAINER,
+            IMAGE,
+            COMMISSION_COMMAND,
+            vars,
+            mounts,
+        ),
         volumes,
+        RUN_AS,
     );
     job_spec(&pod, Some(COMMISSION_BACKOFF_LIMIT), None)
 }
@@ -148,9 +145,16 @@ pub fn restore(request: &RestoreRequest) -> Result<JobSpec, PluginError> {
         Snapshot::Latest => env("SNAPSHOT_LATEST", "true"),
         Snapshot::PointInTime(t) => env("SNAPSHOT_POINT_IN_TIME", snapshot::point_in_time_utc(t)?),
     });
-    let pod = pod(
-        container(RESTORE_CONTAINER, RESTORE_COMMAND, vars, app_mounts()),
+    let pod = job_pod(
+        script_container(
+            RESTORE_CONTAINER,
+            IMAGE,
+            RESTORE_COMMAND,
+            vars,
+            app_mounts(),
+        ),
         app_volumes(&request.credentials),
+        RUN_AS,
     );
     job_spec(&pod, Some(RESTORE_BACKOFF_LIMIT), None)
 }
@@ -159,12 +163,7 @@ pub fn restore(request: &RestoreRequest) -> Result<JobSpec, PluginError> {
 /// the object the call was for).
 pub fn instance_options(instance: &Instance) -> Result<InstanceOptions, PluginError> {
     let (options, diagnostics) = InstanceOptions::read(instance);
-    PluginError::from_diagnostics(
-        diagnostics
-            .into_iter()
-            .map(|d| on_instance(instance, d.field, d.message))
-            .collect(),
-    )?;
+    PluginError::from_instance_diagnostics(instance, diagnostics)?;
     Ok(options)
 }
 
@@ -204,10 +203,7 @@ fn connection_env(
             "ES_USER",
             &SecretKeyRef::new(&credentials.secret_name, &credentials.user_key),
         ),
-        env(
-            "ES_PASSWORD_FILE",
-            format!("{CREDENTIALS_DIR}/{PASSWORD_FILE}"),
-        ),
+        env("ES_PASSWORD_FILE", PASSWORD_FILE),
     ];
     if instance.tls && instance.tls_skip_verify {
         vars.push(env("ES_INSECURE", "true"));
@@ -298,84 +294,5 @@ fn snapshot_name(key: &str) -> Result<String, PluginError> {
             snapshot::KEY_FIELD,
             format!("{problem}; for Elasticsearch the key is a snapshot name, not an object key"),
         )),
-    }
-}
-
-fn app_volumes(credentials: &CredentialRefs) -> Vec<Volume> {
-    vec![
-        secret_files_volume(
-            CREDENTIALS_VOLUME,
-            credentials.secret_name.clone(),
-            &[(credentials.password_key.as_str(), PASSWORD_FILE)],
-        ),
-        empty_dir(TMP_VOLUME),
-    ]
-}
-
-fn app_mounts() -> Vec<VolumeMount> {
-    vec![
-        read_only_mount(CREDENTIALS_VOLUME, CREDENTIALS_DIR),
-        mount(TMP_VOLUME, TMP_DIR),
-    ]
-}
-
-fn container(
-    name: impl Into<String>,
-    command: &str,
-    env: Vec<EnvVar>,
-    mounts: Vec<VolumeMount>,
-) -> Container {
-    Container {
-        name: name.into(),
-        image: Some(IMAGE.to_string()),
-        image_pull_policy: Some("IfNotPresent".to_string()),
-        command: Some(vec![command.to_string()]),
-        env: Some(env),
-        volume_mounts: Some(mounts),
-        security_context: Some(restricted_security_context()),
-        // The scripts write a one-line JSON summary there; on failure the log tail is shown.
-        termination_message_path: Some("/dev/termination-log".to_string()),
-        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
-        ..Container::default()
-    }
-}
-
-fn pod(container: Container, volumes: Vec<Volume>) -> PodSpec {
-    PodSpec {
-        containers: vec![container],
-        volumes: Some(volumes),
-        restart_policy: Some("Never".to_string()),
-        // Service links would add `<SERVICE>_PORT`-style variables the scripts never asked for.
-        enable_service_links: Some(false),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS),
-            run_as_group: Some(RUN_AS),
-            fs_group: Some(RUN_AS),
-            ..PodSecurityContext::default()
-        }),
-        ..PodSpec::default()
-    }
-}
-
-/// `name` if it is a valid container name (an RFC 1123 label).
-fn container_name(name: &str) -> Result<String, PluginError> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
-        Ok(name.to_string())
-    } else {
-        Err(PluginError::invalid(
-            "spec.backup.containerName",
-            format!(
-                "{name:?} is not a container name: use at most 63 lower-case letters, digits and \
-                 -, starting and ending with a letter or digit"
-            ),
-        ))
     }
 }

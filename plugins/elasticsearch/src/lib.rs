@@ -25,8 +25,8 @@
 //! snapshot at or before the requested time.
 
 use dbo_plugin_sdk::{
-    API_VERSION, BackupRequest, Capability, CommissionRequest, CredentialLayout, Database,
-    Diagnostic, Engine, EngineInfo, Image, Instance, JobSpec, PluginError, RestoreRequest,
+    BackupRequest, Capability, CommissionRequest, CredentialLayout, Database, Diagnostic, Engine,
+    EngineInfo, Instance, JobSpec, PluginError, RestoreRequest,
 };
 
 pub mod jobs;
@@ -54,25 +54,18 @@ pub struct Elasticsearch;
 
 impl Engine for Elasticsearch {
     fn describe() -> EngineInfo {
-        EngineInfo {
-            name: "elasticsearch".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            api_version: API_VERSION.to_string(),
-            capabilities: vec![
+        EngineInfo::single_image(
+            "elasticsearch",
+            env!("CARGO_PKG_VERSION"),
+            vec![
                 Capability::Backup,
                 Capability::Commission,
                 Capability::Restore,
                 Capability::SchemaRollForward,
             ],
-            images: ["backup", "commission", "restore"]
-                .into_iter()
-                .map(|role| Image {
-                    role: role.to_string(),
-                    reference: IMAGE.to_string(),
-                })
-                .collect(),
-            options_schema: options::schema().to_string(),
-        }
+            IMAGE,
+            options::schema().to_string(),
+        )
     }
 
     fn validate(instance: &Instance, database: Option<&Database>) -> Vec<Diagnostic> {

@@ -4,11 +4,13 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use dbo_engine_elasticsearch::Elasticsearch;
-use dbo_plugin_sdk::k8s_openapi::api::core::v1::{Container, PodSpec};
-use dbo_plugin_sdk::testing::{self, env_secret, env_value, literal_credentials};
+use dbo_plugin_sdk::testing::{
+    self, env_names, env_secret, env_value, invalid, literal_credentials, only_container,
+    secrets_used,
+};
 use dbo_plugin_sdk::{
-    BackendKind, BackupRequest, Capability, CommissionRequest, CredentialRefs, Database, Engine,
-    Instance, PluginError, RestoreRequest, S3Auth, S3Target, SchemaRef, Snapshot, Storage,
+    BackendKind, BackupRequest, Capability, CommissionRequest, Database, Engine, Instance,
+    PluginError, RestoreRequest, S3Auth, S3Target, SchemaRef, Snapshot, Storage,
 };
 
 fn instance() -> Instance {
@@ -38,68 +40,22 @@ fn nodes_s3() -> Storage {
     testing::storage::ambient()
 }
 
-fn refs() -> CredentialRefs {
-    let layout = Elasticsearch::credentials(&instance(), &testing::database()).expect("layout");
-    testing::credential_refs_from(&layout)
-}
-
 fn backup_request() -> BackupRequest {
     BackupRequest {
-        instance: instance(),
-        credentials: refs(),
         storage: nodes_s3(),
-        ..testing::backup_request()
+        ..testing::backup_request_of::<Elasticsearch>(instance())
     }
 }
 
 fn commission_request() -> CommissionRequest {
-    let mut request = testing::commission_request();
-    request.instance = instance();
-    request.credentials = CredentialRefs {
-        secret_name: request.credentials.secret_name.clone(),
-        ..refs()
-    };
-    request
+    testing::commission_request_of::<Elasticsearch>(instance())
 }
 
 fn restore_request(snapshot: Snapshot) -> RestoreRequest {
     RestoreRequest {
-        instance: instance(),
-        credentials: refs(),
         storage: nodes_s3(),
-        ..testing::restore_request(snapshot)
+        ..testing::restore_request_of::<Elasticsearch>(instance(), snapshot)
     }
-}
-
-fn only(pod: &PodSpec) -> &Container {
-    assert_eq!(pod.containers.len(), 1, "one container per Job");
-    &pod.containers[0]
-}
-
-fn env_names(c: &Container) -> BTreeSet<&str> {
-    c.env.iter().flatten().map(|e| e.name.as_str()).collect()
-}
-
-fn invalid(err: PluginError) -> Vec<(String, String)> {
-    match err {
-        PluginError::Invalid(d) => d.into_iter().map(|d| (d.field, d.message)).collect(),
-        other => panic!("expected invalid input, got {other:?}"),
-    }
-}
-
-fn secrets_used(pod: &PodSpec) -> BTreeSet<String> {
-    let from_env = pod
-        .containers
-        .iter()
-        .flat_map(|c| c.env.iter().flatten())
-        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-        .map(|r| r.name.clone());
-    let from_volumes = pod
-        .volumes
-        .iter()
-        .flatten()
-        .filter_map(|v| v.secret.as_ref()?.secret_name.clone());
-    from_env.chain(from_volumes).collect()
 }
 
 #[test]
@@ -149,7 +105,7 @@ fn credentials_name_the_prefix_user_and_url() {
 #[test]
 fn backup_snapshots_through_the_nodes_s3_client_as_the_database_user() {
     let pod = testing::pod(&Elasticsearch::backup(&backup_request()).expect("backup"));
-    let c = only(&pod);
+    let c = only_container(&pod);
     assert_eq!(c.name, "elasticsearch-backup");
     assert_eq!(
         c.command.as_deref(),
@@ -186,7 +142,7 @@ fn backup_snapshots_through_the_nodes_s3_client_as_the_database_user() {
         })
         .expect("backup"),
     );
-    assert_eq!(only(&named).name, "nightly-snapshot");
+    assert_eq!(only_container(&named).name, "nightly-snapshot");
     let err = Elasticsearch::backup(&BackupRequest {
         container_name: Some("Nightly_Snapshot".into()),
         ..backup_request()
@@ -240,7 +196,7 @@ fn amazon_opensearch_gets_the_irsa_role_as_role_arn_and_signs_with_the_domain_re
         })
         .expect("backup"),
     );
-    let c = only(&pod);
+    let c = only_container(&pod);
     assert_eq!(
         env_value(c, "ES_URL"),
         Some("https://search-logs-abc.eu-west-1.es.amazonaws.com:443")
@@ -267,7 +223,7 @@ fn skip_verify_turns_into_insecure_only_with_tls() {
             })
             .expect("backup"),
         );
-        env_value(only(&pod), "ES_INSECURE").map(str::to_string)
+        env_value(only_container(&pod), "ES_INSECURE").map(str::to_string)
     };
     let skip = Instance {
         tls: true,
@@ -286,7 +242,7 @@ fn commissioning_without_schema_mounts_the_admin_secret_and_no_config_map() {
         .expect("a Job");
     assert_eq!(spec.backoff_limit, Some(6));
     let pod = testing::pod(&spec);
-    let c = only(&pod);
+    let c = only_container(&pod);
     assert_eq!(env_value(c, "ES_ROLE"), Some("dbo-shop_orders"));
     assert_eq!(env_value(c, "ES_SNAPSHOT_PRIVILEGES"), Some("true"));
     assert_eq!(
@@ -319,7 +275,7 @@ fn a_schema_is_mounted_read_only_and_its_version_changes_the_pod() {
     };
     let v2 = with_version(2);
     let pod = testing::pod(&v2);
-    let c = only(&pod);
+    let c = only_container(&pod);
     assert_eq!(env_value(c, "SCHEMA_VERSION"), Some("2"));
     assert_eq!(env_value(c, "SCHEMA_DIR"), Some("/etc/db-operator/schema"));
     let mount = c
@@ -358,9 +314,12 @@ fn instance_options_select_flavor_client_and_privileges() {
             .expect("ok")
             .expect("job"),
     );
-    assert_eq!(env_value(only(&pod), "ES_FLAVOR"), Some("opensearch"));
     assert_eq!(
-        env_value(only(&pod), "ES_SNAPSHOT_PRIVILEGES"),
+        env_value(only_container(&pod), "ES_FLAVOR"),
+        Some("opensearch")
+    );
+    assert_eq!(
+        env_value(only_container(&pod), "ES_SNAPSHOT_PRIVILEGES"),
         Some("false")
     );
     let pod = testing::pod(
@@ -371,7 +330,7 @@ fn instance_options_select_flavor_client_and_privileges() {
         .expect("backup"),
     );
     assert_eq!(
-        env_value(only(&pod), "SNAPSHOT_S3_CLIENT"),
+        env_value(only_container(&pod), "SNAPSHOT_S3_CLIENT"),
         Some("snapshots")
     );
 
@@ -400,7 +359,7 @@ fn instance_options_select_flavor_client_and_privileges() {
 fn restore_takes_a_lower_case_snapshot_name_latest_or_a_time() {
     let chosen = |snapshot: Snapshot| {
         let pod = testing::pod(&Elasticsearch::restore(&restore_request(snapshot)).expect("ok"));
-        let c = only(&pod);
+        let c = only_container(&pod);
         assert_eq!(c.name, "elasticsearch-restore");
         ["SNAPSHOT_KEY", "SNAPSHOT_LATEST", "SNAPSHOT_POINT_IN_TIME"]
             .into_iter()
@@ -483,7 +442,7 @@ fn every_variable_a_script_requires_is_set_by_its_pod() {
             .flat_map(str::split_whitespace)
             .chain(connection.iter().copied())
             .collect();
-        let set = env_names(only(&pod));
+        let set = env_names(only_container(&pod));
         for name in required {
             assert!(
                 set.contains(name),

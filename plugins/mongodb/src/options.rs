@@ -44,14 +44,7 @@ impl InstanceOptions {
     /// bad fields) so every problem is reported at once.
     pub fn read(instance: &Instance) -> (Self, Vec<Diagnostic>) {
         let mut d = Vec::new();
-        let o = match Options::parse(&instance.options) {
-            Ok(o) => o,
-            Err(e) => {
-                d.push(e);
-                Options::default()
-            }
-        };
-        o.reject_unknown(&INSTANCE_KEYS, &mut d);
+        let o = Options::read(&instance.options, &INSTANCE_KEYS, &mut d);
 
         let auth_source = match o.string("authSource", &mut d) {
             Some(s) => {
@@ -192,14 +185,7 @@ pub struct DatabaseOptions {
 impl DatabaseOptions {
     pub fn read(database: &Database) -> (Self, Vec<Diagnostic>) {
         let mut d = Vec::new();
-        let o = match Options::parse(&database.options) {
-            Ok(o) => o,
-            Err(e) => {
-                d.push(e);
-                Options::default()
-            }
-        };
-        o.reject_unknown(&DATABASE_KEYS, &mut d);
+        let o = Options::read(&database.options, &DATABASE_KEYS, &mut d);
         let allowed = Role::ALL.map(Role::as_str).join(", ");
         let given = o.strings("roles", &mut d);
         let mut roles: Vec<Role> = Vec::new();
@@ -492,22 +478,7 @@ mod tests {
     #[test]
     fn the_schema_documents_exactly_the_keys_that_are_read() {
         let s = schema();
-        let keys = |def: &str| -> Vec<String> {
-            let mut k: Vec<String> = s["$defs"][def]["properties"]
-                .as_object()
-                .expect("properties")
-                .keys()
-                .cloned()
-                .collect();
-            k.sort();
-            k
-        };
-        let sorted = |k: &[&str]| {
-            let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
-            k.sort();
-            k
-        };
-        assert_eq!(keys("instance"), sorted(&INSTANCE_KEYS));
-        assert_eq!(keys("database"), sorted(&DATABASE_KEYS));
+        testing::assert_schema_documents(&s, "instance", &INSTANCE_KEYS);
+        testing::assert_schema_documents(&s, "database", &DATABASE_KEYS);
     }
 }

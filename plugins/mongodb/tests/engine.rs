@@ -4,10 +4,12 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use dbo_engine_mongodb::Mongodb;
-use dbo_plugin_sdk::k8s_openapi::api::core::v1::{Container, PodSpec};
-use dbo_plugin_sdk::testing::{self, env_secret, env_value, literal_credentials};
+use dbo_plugin_sdk::testing::{
+    self, backup_pod, commission_pod, env_names, env_secret, env_value, invalid, invalid_fields,
+    literal_credentials, only_container, restore_pod, secret_file, secrets_used,
+};
 use dbo_plugin_sdk::{
-    BackendKind, BackupRequest, Capability, CommissionRequest, CredentialRefs, Database, Engine,
+    AdminSecret, BackendKind, BackupRequest, Capability, CommissionRequest, Database, Engine,
     Instance, PluginError, RestoreRequest, SchemaRef, Severity, Snapshot, Storage,
 };
 
@@ -38,71 +40,21 @@ fn documentdb() -> Instance {
     }
 }
 
-fn refs() -> CredentialRefs {
-    let layout = Mongodb::credentials(&instance(), &testing::database()).expect("credentials");
-    testing::credential_refs_from(&layout)
-}
-
 fn backup_request() -> BackupRequest {
-    BackupRequest {
-        instance: instance(),
-        credentials: refs(),
-        ..testing::backup_request()
-    }
+    testing::backup_request_of::<Mongodb>(instance())
 }
 
 fn commission_request() -> CommissionRequest {
-    let mut request = testing::commission_request();
-    request.instance = instance();
-    request.admin.name = "mongo-main-admin".into();
-    request.credentials = CredentialRefs {
-        secret_name: request.credentials.secret_name.clone(),
-        ..refs()
-    };
-    request
+    CommissionRequest {
+        admin: AdminSecret {
+            name: "mongo-main-admin".into(),
+        },
+        ..testing::commission_request_of::<Mongodb>(instance())
+    }
 }
 
 fn restore_request(snapshot: Snapshot) -> RestoreRequest {
-    RestoreRequest {
-        instance: instance(),
-        credentials: refs(),
-        ..testing::restore_request(snapshot)
-    }
-}
-
-fn backup_pod(request: &BackupRequest) -> PodSpec {
-    testing::pod(&Mongodb::backup(request).expect("backup"))
-}
-
-fn commission_pod(request: &CommissionRequest) -> PodSpec {
-    let spec = Mongodb::commission(request)
-        .expect("commission")
-        .expect("mongodb always commissions");
-    testing::pod(&spec)
-}
-
-fn restore_pod(request: &RestoreRequest) -> PodSpec {
-    testing::pod(&Mongodb::restore(request).expect("restore"))
-}
-
-fn only_container(pod: &PodSpec) -> &Container {
-    assert_eq!(pod.containers.len(), 1, "one container per Job");
-    &pod.containers[0]
-}
-
-fn env_names(c: &Container) -> BTreeSet<&str> {
-    c.env.iter().flatten().map(|e| e.name.as_str()).collect()
-}
-
-fn diagnostics(err: PluginError) -> Vec<(String, String)> {
-    match err {
-        PluginError::Invalid(d) => d.into_iter().map(|d| (d.field, d.message)).collect(),
-        other => panic!("expected invalid input, got {other:?}"),
-    }
-}
-
-fn invalid_fields(err: PluginError) -> Vec<String> {
-    diagnostics(err).into_iter().map(|(f, _)| f).collect()
+    testing::restore_request_of::<Mongodb>(instance(), snapshot)
 }
 
 fn uri(instance: &Instance) -> String {
@@ -111,51 +63,6 @@ fn uri(instance: &Instance) -> String {
         .templates[0]
         .1
         .clone()
-}
-
-/// Every Secret a pod reads, by env or volume.
-fn secrets_used(pod: &PodSpec) -> BTreeSet<String> {
-    let from_env = pod
-        .containers
-        .iter()
-        .flat_map(|c| c.env.iter().flatten())
-        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-        .map(|r| r.name.clone());
-    let from_volumes = pod
-        .volumes
-        .iter()
-        .flatten()
-        .filter_map(|v| v.secret.as_ref()?.secret_name.clone());
-    from_env.chain(from_volumes).collect()
-}
-
-/// The Secret volume mounted at the folder holding `path`, and the key projected to it.
-fn secret_file(pod: &PodSpec, path: &str) -> (String, Option<String>) {
-    let c = only_container(pod);
-    let mount = c
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| path.starts_with(&format!("{}/", m.mount_path)) || path == m.mount_path)
-        .unwrap_or_else(|| panic!("{path} is under no volume mount"));
-    assert_eq!(mount.read_only, Some(true), "Secrets are mounted read-only");
-    let volume = pod
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == mount.name)
-        .expect("mounted volume is declared");
-    let secret = volume.secret.as_ref().expect("a Secret volume");
-    let file = path.strip_prefix(&format!("{}/", mount.mount_path));
-    let key = file.and_then(|file| {
-        secret
-            .items
-            .iter()
-            .flatten()
-            .find(|i| i.path == file)
-            .map(|i| i.key.clone())
-    });
-    (secret.secret_name.clone().expect("secret name"), key)
 }
 
 #[test]
@@ -394,7 +301,7 @@ fn broken_instance_options_stop_every_job_and_say_which_instance() {
         Mongodb::credentials(&broken, &testing::database()).expect_err("credentials"),
     ];
     for err in errors {
-        let d = diagnostics(err);
+        let d = invalid(err);
         assert_eq!(d[0].0, "spec.options.directConnection");
         assert!(d[0].1.starts_with("DbInstance mongo-main:"), "{}", d[0].1);
     }
@@ -402,7 +309,7 @@ fn broken_instance_options_stop_every_job_and_say_which_instance() {
 
 #[test]
 fn backup_dumps_from_the_backup_host_preferring_secondaries() {
-    let pod = backup_pod(&backup_request());
+    let pod = backup_pod::<Mongodb>(&backup_request());
     let c = only_container(&pod);
     assert_eq!(c.name, "mongodb-backup");
     assert_eq!(c.image.as_deref(), Some(dbo_engine_mongodb::IMAGE));
@@ -430,7 +337,7 @@ fn backup_dumps_from_the_backup_host_preferring_secondaries() {
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     assert_eq!(pod.enable_service_links, Some(false));
 
-    let primary_only = backup_pod(&BackupRequest {
+    let primary_only = backup_pod::<Mongodb>(&BackupRequest {
         instance: Instance {
             backup_host: instance().host,
             ..instance()
@@ -443,7 +350,7 @@ fn backup_dumps_from_the_backup_host_preferring_secondaries() {
         "no read preference when the backup host is the host"
     );
 
-    let named = backup_pod(&BackupRequest {
+    let named = backup_pod::<Mongodb>(&BackupRequest {
         container_name: Some("nightly-dump".into()),
         ..backup_request()
     });
@@ -458,7 +365,7 @@ fn backup_dumps_from_the_backup_host_preferring_secondaries() {
 
 #[test]
 fn documentdb_jobs_authenticate_at_admin_over_verified_tls() {
-    let pod = backup_pod(&BackupRequest {
+    let pod = backup_pod::<Mongodb>(&BackupRequest {
         instance: documentdb(),
         storage: testing::storage::irsa(),
         ..backup_request()
@@ -476,7 +383,7 @@ fn documentdb_jobs_authenticate_at_admin_over_verified_tls() {
         env_value(c, "DB_HOST"),
         Some("main.cluster-ro-abc.eu-west-1.docdb.amazonaws.com")
     );
-    let skip = backup_pod(&BackupRequest {
+    let skip = backup_pod::<Mongodb>(&BackupRequest {
         instance: Instance {
             tls_skip_verify: true,
             ..documentdb()
@@ -493,9 +400,9 @@ fn documentdb_jobs_authenticate_at_admin_over_verified_tls() {
 #[test]
 fn database_credentials_come_by_reference_and_the_password_as_a_projected_file() {
     for pod in [
-        backup_pod(&backup_request()),
-        commission_pod(&commission_request()),
-        restore_pod(&restore_request(Snapshot::Latest)),
+        backup_pod::<Mongodb>(&backup_request()),
+        commission_pod::<Mongodb>(&commission_request()),
+        restore_pod::<Mongodb>(&restore_request(Snapshot::Latest)),
     ] {
         let c = only_container(&pod);
         let secret = secrets_used(&pod)
@@ -548,14 +455,14 @@ fn database_credentials_come_by_reference_and_the_password_as_a_projected_file()
 #[test]
 fn pods_use_only_the_secrets_the_request_names() {
     assert_eq!(
-        secrets_used(&backup_pod(&backup_request())),
+        secrets_used(&backup_pod::<Mongodb>(&backup_request())),
         BTreeSet::from([
             "orders-credentials".to_string(),
             "s3-backup-keys".to_string()
         ])
     );
     assert_eq!(
-        secrets_used(&commission_pod(&commission_request())),
+        secrets_used(&commission_pod::<Mongodb>(&commission_request())),
         BTreeSet::from([
             "dbo-shop-orders-credentials".to_string(),
             "mongo-main-admin".to_string()
@@ -566,14 +473,14 @@ fn pods_use_only_the_secrets_the_request_names() {
         ..restore_request(Snapshot::Latest)
     };
     assert_eq!(
-        secrets_used(&restore_pod(&irsa)),
+        secrets_used(&restore_pod::<Mongodb>(&irsa)),
         BTreeSet::from(["orders-credentials".to_string()])
     );
 }
 
 #[test]
 fn storage_variants_set_the_rclone_remote_and_gcs_is_refused() {
-    let compatible = backup_pod(&BackupRequest {
+    let compatible = backup_pod::<Mongodb>(&BackupRequest {
         storage: testing::storage::s3_compatible(),
         ..backup_request()
     });
@@ -586,7 +493,7 @@ fn storage_variants_set_the_rclone_remote_and_gcs_is_refused() {
         env_secret(c, "AWS_SECRET_ACCESS_KEY"),
         Some(("minio-keys", "secretkey"))
     );
-    let irsa = backup_pod(&BackupRequest {
+    let irsa = backup_pod::<Mongodb>(&BackupRequest {
         storage: testing::storage::irsa(),
         ..backup_request()
     });
@@ -618,7 +525,7 @@ fn storage_variants_set_the_rclone_remote_and_gcs_is_refused() {
 #[test]
 fn commissioning_runs_as_admin_on_the_primary_with_the_roles_and_the_whole_admin_secret() {
     let request = commission_request();
-    let pod = commission_pod(&request);
+    let pod = commission_pod::<Mongodb>(&request);
     let c = only_container(&pod);
     assert_eq!(c.name, "mongodb-commission");
     assert_eq!(
@@ -644,7 +551,7 @@ fn commissioning_runs_as_admin_on_the_primary_with_the_roles_and_the_whole_admin
         .expect("a job");
     assert_eq!(spec.backoff_limit, Some(6));
 
-    let custom = commission_pod(&CommissionRequest {
+    let custom = commission_pod::<Mongodb>(&CommissionRequest {
         instance: Instance {
             options: r#"{"authSource": "users", "replicaSet": "rs0"}"#.into(),
             ..instance()
@@ -664,7 +571,7 @@ fn commissioning_runs_as_admin_on_the_primary_with_the_roles_and_the_whole_admin
 #[test]
 fn restore_selects_the_snapshot_and_drops_only_when_the_database_opts_in() {
     let snapshot_env = |snapshot: Snapshot| {
-        let pod = restore_pod(&restore_request(snapshot));
+        let pod = restore_pod::<Mongodb>(&restore_request(snapshot));
         let c = only_container(&pod);
         ["SNAPSHOT_KEY", "SNAPSHOT_LATEST", "SNAPSHOT_POINT_IN_TIME"]
             .into_iter()
@@ -692,7 +599,7 @@ fn restore_selects_the_snapshot_and_drops_only_when_the_database_opts_in() {
         )]
     );
 
-    let pod = restore_pod(&restore_request(Snapshot::Latest));
+    let pod = restore_pod::<Mongodb>(&restore_request(Snapshot::Latest));
     let c = only_container(&pod);
     assert_eq!(c.name, "mongodb-restore");
     assert_eq!(
@@ -706,7 +613,7 @@ fn restore_selects_the_snapshot_and_drops_only_when_the_database_opts_in() {
             .backoff_limit,
         Some(0)
     );
-    let dropping = restore_pod(&RestoreRequest {
+    let dropping = restore_pod::<Mongodb>(&RestoreRequest {
         database: Database {
             options: r#"{"dropBeforeRestore": true}"#.into(),
             ..testing::database()
@@ -744,35 +651,19 @@ fn output_is_deterministic() {
 #[test]
 fn every_variable_a_script_requires_is_set_by_its_pod() {
     let pods = [
-        ("db-backup", backup_pod(&backup_request())),
-        ("db-commission", commission_pod(&commission_request())),
+        ("db-backup", backup_pod::<Mongodb>(&backup_request())),
+        (
+            "db-commission",
+            commission_pod::<Mongodb>(&commission_request()),
+        ),
         (
             "db-restore",
-            restore_pod(&restore_request(Snapshot::Latest)),
+            restore_pod::<Mongodb>(&restore_request(Snapshot::Latest)),
         ),
     ];
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/images/mongodb/rootfs/usr/local/bin");
     for (script, pod) in pods {
-        let source = std::fs::read_to_string(bin.join(script))
-            .unwrap_or_else(|e| panic!("reading {script}: {e}"));
-        let required: Vec<&str> = source
-            .lines()
-            .filter_map(|l| l.strip_prefix("require_env "))
-            .flat_map(str::split_whitespace)
-            .collect();
-        assert!(!required.is_empty(), "{script} has a require_env line");
-        let c = only_container(&pod);
-        let set = env_names(c);
-        for name in required {
-            assert!(
-                set.contains(name),
-                "{script} requires {name}, which its pod does not set"
-            );
-        }
-        assert_eq!(
-            c.command.as_deref(),
-            Some(&[format!("/usr/local/bin/{script}")][..])
-        );
+        testing::assert_runs_script_with_its_env(&pod, &bin, script);
     }
 }

@@ -70,8 +70,7 @@ impl InstanceOptions {
     /// fields) so every problem is reported at once.
     pub fn read(instance: &Instance) -> (Self, Vec<Diagnostic>) {
         let mut d = Vec::new();
-        let o = parse(&instance.options, &mut d);
-        o.reject_unknown(&INSTANCE_KEYS, &mut d);
+        let o = Options::read(&instance.options, &INSTANCE_KEYS, &mut d);
         let ssl_mode = o.string("sslMode", &mut d).and_then(|s| {
             let mode = SslMode::parse(&s);
             if mode.is_none() {
@@ -135,8 +134,7 @@ pub struct DatabaseOptions {
 impl DatabaseOptions {
     pub fn read(database: &Database) -> (Self, Vec<Diagnostic>) {
         let mut d = Vec::new();
-        let o = parse(&database.options, &mut d);
-        o.reject_unknown(&DATABASE_KEYS, &mut d);
+        let o = Options::read(&database.options, &DATABASE_KEYS, &mut d);
         let mut named = |key: &str, what: &str| {
             let value = o.string(key, &mut d)?;
             match names::charset_problem(what, &value) {
@@ -168,13 +166,6 @@ impl DatabaseOptions {
             d,
         )
     }
-}
-
-fn parse(json: &str, d: &mut Vec<Diagnostic>) -> Options {
-    Options::parse(json).unwrap_or_else(|e| {
-        d.push(e);
-        Options::default()
-    })
 }
 
 /// JSON Schema of both options objects: `$defs.instance` for `DbInstance.spec.options`,
@@ -340,23 +331,8 @@ mod tests {
     #[test]
     fn the_schema_documents_exactly_the_keys_that_are_read() {
         let s = schema();
-        let keys = |def: &str| -> Vec<String> {
-            let mut k: Vec<String> = s["$defs"][def]["properties"]
-                .as_object()
-                .expect("properties")
-                .keys()
-                .cloned()
-                .collect();
-            k.sort();
-            k
-        };
-        let sorted = |k: &[&str]| {
-            let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
-            k.sort();
-            k
-        };
-        assert_eq!(keys("instance"), sorted(&INSTANCE_KEYS));
-        assert_eq!(keys("database"), sorted(&DATABASE_KEYS));
+        testing::assert_schema_documents(&s, "instance", &INSTANCE_KEYS);
+        testing::assert_schema_documents(&s, "database", &DATABASE_KEYS);
         assert_eq!(
             s["$defs"]["instance"]["properties"]["sslMode"]["enum"],
             json!(["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_IDENTITY"])

@@ -3,17 +3,19 @@
 //! Each pod runs one container of the engine's image with one of its entrypoints
 //! (`deploy/images/neo4j/rootfs/usr/local/bin/`). The env and files declared here are the whole
 //! contract with those scripts; `deploy/images/neo4j/README.md` lists it.
+//!
+//! The pods get no service-link env, which matters more here than elsewhere: a Service named
+//! `neo4j` would set `NEO4J_*` variables that cypher-shell reads.
 
-use dbo_plugin_sdk::k8s_openapi::api::core::v1::{
-    Container, EnvVar, PodSecurityContext, PodSpec, Volume, VolumeMount,
-};
+use dbo_plugin_sdk::k8s_openapi::api::core::v1::EnvVar;
 use dbo_plugin_sdk::pod::{
-    empty_dir, env, job_spec, mount, read_only_mount, restricted_security_context, secret_env,
-    secret_files_volume, secret_volume,
+    ADMIN_DIR, PASSWORD_FILE, admin_mount, admin_volume, app_mounts, app_volumes,
+    backup_container_name, env, job_pod, job_spec, script_container, secret_env, tmp_mount,
+    tmp_volume,
 };
 use dbo_plugin_sdk::{
     BackupRequest, CommissionRequest, CredentialRefs, Instance, JobSpec, PluginError,
-    RestoreRequest, SecretKeyRef, Snapshot, s3, snapshot,
+    RestoreRequest, SecretKeyRef, s3, snapshot,
 };
 
 use crate::options::{DatabaseOptions, Edition, InstanceOptions};
@@ -31,14 +33,6 @@ pub const RESTORE_COMMAND: &str = "/usr/local/bin/db-restore";
 pub const BACKUP_CONTAINER: &str = "neo4j-backup";
 pub const COMMISSION_CONTAINER: &str = "neo4j-commission";
 pub const RESTORE_CONTAINER: &str = "neo4j-restore";
-
-const CREDENTIALS_VOLUME: &str = "dbo-credentials";
-const CREDENTIALS_DIR: &str = "/var/run/secrets/db-operator/database";
-const PASSWORD_FILE: &str = "password";
-const ADMIN_VOLUME: &str = "dbo-admin-credentials";
-const ADMIN_DIR: &str = "/var/run/secrets/db-operator/admin";
-const TMP_VOLUME: &str = "dbo-tmp";
-const TMP_DIR: &str = "/tmp";
 
 /// A server that is still starting, or a network policy being rolled out, is worth retrying;
 /// Kubernetes backs off exponentially, so this spans about ten minutes.
@@ -66,10 +60,8 @@ pub fn backup(request: &BackupRequest) -> Result<JobSpec, PluginError> {
     if options.edition != Some(Edition::Enterprise) {
         return Err(community_backup_unsupported(&request.instance));
     }
-    let container_name = match &request.container_name {
-        Some(name) => container_name(name)?,
-        None => BACKUP_CONTAINER.to_string(),
-    };
+    let container_name =
+        backup_container_name(request.container_name.as_deref(), BACKUP_CONTAINER)?;
     // The backup protocol has no login: neo4j-admin needs the address and the database name
     // only, so the password is not mounted at all.
     let mut vars = vec![
@@ -90,14 +82,16 @@ pub fn backup(request: &BackupRequest) -> Result<JobSpec, PluginError> {
         ),
     ];
     vars.extend(s3::rclone_env(&request.storage)?);
-    let pod = pod(
-        container(
+    let pod = job_pod(
+        script_container(
             container_name,
+            IMAGE,
             BACKUP_COMMAND,
             vars,
-            vec![mount(TMP_VOLUME, TMP_DIR)],
+            vec![tmp_mount()],
         ),
-        vec![empty_dir(TMP_VOLUME)],
+        vec![tmp_volume()],
+        RUN_AS,
     );
     job_spec(&pod, None, None)
 }
@@ -122,14 +116,21 @@ pub fn commission(
         ));
     }
     let mut mounts = app_mounts();
-    mounts.push(read_only_mount(ADMIN_VOLUME, ADMIN_DIR));
+    mounts.push(admin_mount());
     let mut volumes = app_volumes(&request.credentials);
     // The whole admin Secret: which of its keys holds the password is only known at run time
     // (`password`, or `NEO4J_AUTH` as the Neo4j Helm chart writes it).
-    volumes.push(secret_volume(ADMIN_VOLUME, request.admin.name.clone()));
-    let pod = pod(
-        container(COMMISSION_CONTAINER, COMMISSION_COMMAND, vars, mounts),
+    volumes.push(admin_volume(&request.admin));
+    let pod = job_pod(
+        script_container(
+            COMMISSION_CONTAINER,
+            IMAGE,
+            COMMISSION_COMMAND,
+            vars,
+            mounts,
+        ),
         volumes,
+        RUN_AS,
     );
     job_spec(&pod, Some(COMMISSION_BACKOFF_LIMIT), None)
 }
@@ -164,14 +165,17 @@ pub fn restore(request: &RestoreRequest) -> Result<JobSpec, PluginError> {
         names::enterprise_database_name(&request.database),
     ));
     vars.extend(s3::rclone_env(&request.storage)?);
-    vars.push(match &request.snapshot {
-        Snapshot::Key(key) => env("SNAPSHOT_KEY", snapshot::key(key)?),
-        Snapshot::Latest => env("SNAPSHOT_LATEST", "true"),
-        Snapshot::PointInTime(t) => env("SNAPSHOT_POINT_IN_TIME", snapshot::point_in_time_utc(t)?),
-    });
-    let pod = pod(
-        container(RESTORE_CONTAINER, RESTORE_COMMAND, vars, app_mounts()),
+    vars.push(snapshot::selection_env(&request.snapshot)?);
+    let pod = job_pod(
+        script_container(
+            RESTORE_CONTAINER,
+            IMAGE,
+            RESTORE_COMMAND,
+            vars,
+            app_mounts(),
+        ),
         app_volumes(&request.credentials),
+        RUN_AS,
     );
     job_spec(&pod, Some(RESTORE_BACKOFF_LIMIT), None)
 }
@@ -180,15 +184,7 @@ pub fn restore(request: &RestoreRequest) -> Result<JobSpec, PluginError> {
 /// the object the call was for).
 pub fn instance_options(instance: &Instance) -> Result<InstanceOptions, PluginError> {
     let (options, diagnostics) = InstanceOptions::read(instance);
-    PluginError::from_diagnostics(
-        diagnostics
-            .into_iter()
-            .map(|mut d| {
-                d.message = format!("DbInstance {}: {}", instance.name, d.message);
-                d
-            })
-            .collect(),
-    )?;
+    PluginError::from_instance_diagnostics(instance, diagnostics)?;
     Ok(options)
 }
 
@@ -232,89 +228,6 @@ fn connection_env(instance: &Instance, credentials: &CredentialRefs) -> Vec<EnvV
             "DB_USER",
             &SecretKeyRef::new(&credentials.secret_name, &credentials.user_key),
         ),
-        env(
-            "DB_PASSWORD_FILE",
-            format!("{CREDENTIALS_DIR}/{PASSWORD_FILE}"),
-        ),
+        env("DB_PASSWORD_FILE", PASSWORD_FILE),
     ]
-}
-
-fn app_volumes(credentials: &CredentialRefs) -> Vec<Volume> {
-    vec![
-        secret_files_volume(
-            CREDENTIALS_VOLUME,
-            credentials.secret_name.clone(),
-            &[(credentials.password_key.as_str(), PASSWORD_FILE)],
-        ),
-        empty_dir(TMP_VOLUME),
-    ]
-}
-
-fn app_mounts() -> Vec<VolumeMount> {
-    vec![
-        read_only_mount(CREDENTIALS_VOLUME, CREDENTIALS_DIR),
-        mount(TMP_VOLUME, TMP_DIR),
-    ]
-}
-
-fn container(
-    name: impl Into<String>,
-    command: &str,
-    env: Vec<EnvVar>,
-    mounts: Vec<VolumeMount>,
-) -> Container {
-    Container {
-        name: name.into(),
-        image: Some(IMAGE.to_string()),
-        image_pull_policy: Some("IfNotPresent".to_string()),
-        command: Some(vec![command.to_string()]),
-        env: Some(env),
-        volume_mounts: Some(mounts),
-        security_context: Some(restricted_security_context()),
-        // The scripts write a one-line JSON summary there; on failure the log tail is shown.
-        termination_message_path: Some("/dev/termination-log".to_string()),
-        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
-        ..Container::default()
-    }
-}
-
-fn pod(container: Container, volumes: Vec<Volume>) -> PodSpec {
-    PodSpec {
-        containers: vec![container],
-        volumes: Some(volumes),
-        restart_policy: Some("Never".to_string()),
-        // Service links would add `<SERVICE>_PORT`-style variables the scripts never asked for;
-        // a Service named `neo4j` would even set NEO4J_* variables that cypher-shell reads.
-        enable_service_links: Some(false),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS),
-            run_as_group: Some(RUN_AS),
-            fs_group: Some(RUN_AS),
-            ..PodSecurityContext::default()
-        }),
-        ..PodSpec::default()
-    }
-}
-
-/// `name` if it is a valid container name (an RFC 1123 label).
-fn container_name(name: &str) -> Result<String, PluginError> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
-        Ok(name.to_string())
-    } else {
-        Err(PluginError::invalid(
-            "spec.backup.containerName",
-            format!(
-                "{name:?} is not a container name: use at most 63 lower-case letters, digits and \
-                 -, starting and ending with a letter or digit"
-            ),
-        ))
-    }
 }

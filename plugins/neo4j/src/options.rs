@@ -47,8 +47,7 @@ impl InstanceOptions {
     /// bad fields) so every problem is reported at once.
     pub fn read(instance: &Instance) -> (Self, Vec<Diagnostic>) {
         let mut d = Vec::new();
-        let o = parse(&instance.options, &mut d);
-        o.reject_unknown(&INSTANCE_KEYS, &mut d);
+        let o = Options::read(&instance.options, &INSTANCE_KEYS, &mut d);
         let allowed = Edition::ALL.map(Edition::as_str).join(" or ");
         let edition = match o.string("edition", &mut d) {
             Some(s) => {
@@ -103,8 +102,7 @@ pub struct DatabaseOptions {
 impl DatabaseOptions {
     pub fn read(edition: Option<Edition>, database: &Database) -> (Self, Vec<Diagnostic>) {
         let mut d = Vec::new();
-        let o = parse(&database.options, &mut d);
-        o.reject_unknown(&DATABASE_KEYS, &mut d);
+        let o = Options::read(&database.options, &DATABASE_KEYS, &mut d);
         let allow_restore = o.bool("allowRestore", &mut d).unwrap_or(false);
         match edition {
             Some(Edition::Community) if allow_restore => d.push(Diagnostic::error(
@@ -121,16 +119,6 @@ impl DatabaseOptions {
             _ => {}
         }
         (Self { allow_restore }, d)
-    }
-}
-
-fn parse(json: &str, d: &mut Vec<Diagnostic>) -> Options {
-    match Options::parse(json) {
-        Ok(o) => o,
-        Err(e) => {
-            d.push(e);
-            Options::default()
-        }
     }
 }
 
@@ -304,22 +292,7 @@ mod tests {
     #[test]
     fn the_schema_documents_exactly_the_keys_that_are_read() {
         let s = schema();
-        let keys = |def: &str| -> Vec<String> {
-            let mut k: Vec<String> = s["$defs"][def]["properties"]
-                .as_object()
-                .expect("properties")
-                .keys()
-                .cloned()
-                .collect();
-            k.sort();
-            k
-        };
-        let sorted = |k: &[&str]| {
-            let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
-            k.sort();
-            k
-        };
-        assert_eq!(keys("instance"), sorted(&INSTANCE_KEYS));
-        assert_eq!(keys("database"), sorted(&DATABASE_KEYS));
+        testing::assert_schema_documents(&s, "instance", &INSTANCE_KEYS);
+        testing::assert_schema_documents(&s, "database", &DATABASE_KEYS);
     }
 }

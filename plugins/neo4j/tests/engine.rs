@@ -4,11 +4,13 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use dbo_engine_neo4j::Neo4j;
-use dbo_plugin_sdk::k8s_openapi::api::core::v1::{Container, PodSpec};
-use dbo_plugin_sdk::testing::{self, env_secret, env_value, literal_credentials};
+use dbo_plugin_sdk::testing::{
+    self, backup_pod, commission_pod, env_names, env_secret, env_value, invalid,
+    literal_credentials, only_container, restore_pod, secret_file, secrets_used, unsupported,
+};
 use dbo_plugin_sdk::{
-    BackupRequest, Capability, CommissionRequest, CredentialRefs, Database, Engine, Instance,
-    PluginError, RestoreRequest, SchemaRef, Severity, Snapshot, Storage,
+    AdminSecret, BackupRequest, Capability, CommissionRequest, Database, Engine, Instance,
+    RestoreRequest, SchemaRef, Severity, Snapshot, Storage,
 };
 
 fn community() -> Instance {
@@ -37,120 +39,20 @@ fn restorable() -> Database {
     }
 }
 
-fn refs(instance: &Instance) -> CredentialRefs {
-    let layout = Neo4j::credentials(instance, &testing::database()).expect("credentials");
-    testing::credential_refs_from(&layout)
-}
-
-fn backup_request(instance: Instance) -> BackupRequest {
-    BackupRequest {
-        credentials: refs(&instance),
-        instance,
-        ..testing::backup_request()
-    }
-}
-
 fn commission_request(instance: Instance) -> CommissionRequest {
-    let mut request = testing::commission_request();
-    request.credentials = CredentialRefs {
-        secret_name: request.credentials.secret_name.clone(),
-        ..refs(&instance)
-    };
-    request.admin.name = "graph-main-admin".into();
-    request.instance = instance;
-    request
+    CommissionRequest {
+        admin: AdminSecret {
+            name: "graph-main-admin".into(),
+        },
+        ..testing::commission_request_of::<Neo4j>(instance)
+    }
 }
 
 fn restore_request(snapshot: Snapshot) -> RestoreRequest {
     RestoreRequest {
-        credentials: refs(&enterprise()),
-        instance: enterprise(),
         database: restorable(),
-        ..testing::restore_request(snapshot)
+        ..testing::restore_request_of::<Neo4j>(enterprise(), snapshot)
     }
-}
-
-fn backup_pod(request: &BackupRequest) -> PodSpec {
-    testing::pod(&Neo4j::backup(request).expect("backup"))
-}
-
-fn commission_pod(request: &CommissionRequest) -> PodSpec {
-    let spec = Neo4j::commission(request)
-        .expect("commission")
-        .expect("neo4j always commissions");
-    testing::pod(&spec)
-}
-
-fn restore_pod(request: &RestoreRequest) -> PodSpec {
-    testing::pod(&Neo4j::restore(request).expect("restore"))
-}
-
-fn only_container(pod: &PodSpec) -> &Container {
-    assert_eq!(pod.containers.len(), 1, "one container per Job");
-    &pod.containers[0]
-}
-
-fn env_names(c: &Container) -> BTreeSet<&str> {
-    c.env.iter().flatten().map(|e| e.name.as_str()).collect()
-}
-
-fn invalid(err: PluginError) -> Vec<(String, String)> {
-    match err {
-        PluginError::Invalid(d) => d.into_iter().map(|d| (d.field, d.message)).collect(),
-        other => panic!("expected invalid input, got {other:?}"),
-    }
-}
-
-fn unsupported(err: PluginError) -> String {
-    match err {
-        PluginError::Unsupported(m) => m,
-        other => panic!("expected unsupported, got {other:?}"),
-    }
-}
-
-/// Every Secret a pod reads, by env or volume.
-fn secrets_used(pod: &PodSpec) -> BTreeSet<String> {
-    let from_env = pod
-        .containers
-        .iter()
-        .flat_map(|c| c.env.iter().flatten())
-        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-        .map(|r| r.name.clone());
-    let from_volumes = pod
-        .volumes
-        .iter()
-        .flatten()
-        .filter_map(|v| v.secret.as_ref()?.secret_name.clone());
-    from_env.chain(from_volumes).collect()
-}
-
-/// The Secret volume mounted at the folder holding `path`, and the key projected to it.
-fn secret_file(pod: &PodSpec, path: &str) -> (String, Option<String>) {
-    let c = only_container(pod);
-    let mount = c
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| path.starts_with(&format!("{}/", m.mount_path)) || path == m.mount_path)
-        .unwrap_or_else(|| panic!("{path} is under no volume mount"));
-    assert_eq!(mount.read_only, Some(true), "Secrets are mounted read-only");
-    let volume = pod
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == mount.name)
-        .expect("mounted volume is declared");
-    let secret = volume.secret.as_ref().expect("a Secret volume");
-    let file = path.strip_prefix(&format!("{}/", mount.mount_path));
-    let key = file.and_then(|file| {
-        secret
-            .items
-            .iter()
-            .flatten()
-            .find(|i| i.path == file)
-            .map(|i| i.key.clone())
-    });
-    (secret.secret_name.clone().expect("secret name"), key)
 }
 
 #[test]
@@ -234,12 +136,12 @@ fn the_uri_scheme_follows_the_instance_tls_settings() {
     };
     assert_eq!(uri(skip.clone()), "neo4j+ssc://{host}:{port}");
 
-    let pod = commission_pod(&commission_request(skip));
+    let pod = commission_pod::<Neo4j>(&commission_request(skip));
     assert_eq!(
         env_value(only_container(&pod), "DB_ADDRESS"),
         Some("neo4j+ssc://graph-main.databases.svc.cluster.local:7687")
     );
-    let pod = commission_pod(&commission_request(tls));
+    let pod = commission_pod::<Neo4j>(&commission_request(tls));
     assert_eq!(
         env_value(only_container(&pod), "DB_ADDRESS"),
         Some("neo4j+s://graph-main.databases.svc.cluster.local:7687")
@@ -274,7 +176,7 @@ fn an_instance_without_a_valid_edition_stops_everything_and_names_the_field() {
         );
         let err = Neo4j::backup(&BackupRequest {
             instance: instance.clone(),
-            ..backup_request(enterprise())
+            ..testing::backup_request_of::<Neo4j>(enterprise())
         })
         .expect_err(options);
         assert_eq!(invalid(err)[0].0, "spec.options.edition");
@@ -359,7 +261,9 @@ fn names_that_do_not_fit_neo4j_are_changed_with_a_warning() {
 
 #[test]
 fn community_backups_and_restores_are_refused_with_the_reason() {
-    let message = unsupported(Neo4j::backup(&backup_request(community())).expect_err("community"));
+    let message = unsupported(
+        Neo4j::backup(&testing::backup_request_of::<Neo4j>(community())).expect_err("community"),
+    );
     for needle in [
         "graph-main",
         "neo4j-admin database dump",
@@ -382,7 +286,7 @@ fn community_backups_and_restores_are_refused_with_the_reason() {
 
 #[test]
 fn enterprise_backups_read_the_backup_port_of_the_backup_host_without_a_password() {
-    let pod = backup_pod(&backup_request(enterprise()));
+    let pod = backup_pod::<Neo4j>(&testing::backup_request_of::<Neo4j>(enterprise()));
     let c = only_container(&pod);
     assert_eq!(c.name, "neo4j-backup");
     assert_eq!(c.image.as_deref(), Some(dbo_engine_neo4j::IMAGE));
@@ -421,20 +325,20 @@ fn enterprise_backups_read_the_backup_port_of_the_backup_host_without_a_password
         backup_host: "fd00::7".into(),
         ..enterprise()
     };
-    let pod = backup_pod(&backup_request(custom));
+    let pod = backup_pod::<Neo4j>(&testing::backup_request_of::<Neo4j>(custom));
     assert_eq!(
         env_value(only_container(&pod), "BACKUP_FROM"),
         Some("[fd00::7]:16362")
     );
 
-    let named = backup_pod(&BackupRequest {
+    let named = backup_pod::<Neo4j>(&BackupRequest {
         container_name: Some("nightly-backup".into()),
-        ..backup_request(enterprise())
+        ..testing::backup_request_of::<Neo4j>(enterprise())
     });
     assert_eq!(only_container(&named).name, "nightly-backup");
     let err = Neo4j::backup(&BackupRequest {
         container_name: Some("Nightly_Backup".into()),
-        ..backup_request(enterprise())
+        ..testing::backup_request_of::<Neo4j>(enterprise())
     })
     .expect_err("not a container name");
     assert_eq!(invalid(err)[0].0, "spec.backup.containerName");
@@ -443,9 +347,9 @@ fn enterprise_backups_read_the_backup_port_of_the_backup_host_without_a_password
 #[test]
 fn storage_variants_set_the_rclone_remote_and_credentials() {
     let pod_for = |storage: Storage| {
-        backup_pod(&BackupRequest {
+        backup_pod::<Neo4j>(&BackupRequest {
             storage,
-            ..backup_request(enterprise())
+            ..testing::backup_request_of::<Neo4j>(enterprise())
         })
     };
     let irsa = pod_for(testing::storage::irsa());
@@ -467,7 +371,7 @@ fn storage_variants_set_the_rclone_remote_and_credentials() {
     );
     let err = Neo4j::backup(&BackupRequest {
         storage: testing::storage::gcs(),
-        ..backup_request(enterprise())
+        ..testing::backup_request_of::<Neo4j>(enterprise())
     })
     .expect_err("GCS");
     assert!(unsupported(err).contains("spec.backup.s3"));
@@ -476,9 +380,9 @@ fn storage_variants_set_the_rclone_remote_and_credentials() {
 #[test]
 fn database_credentials_come_by_reference_and_the_password_as_a_projected_file() {
     for pod in [
-        commission_pod(&commission_request(community())),
-        commission_pod(&commission_request(enterprise())),
-        restore_pod(&restore_request(Snapshot::Latest)),
+        commission_pod::<Neo4j>(&commission_request(community())),
+        commission_pod::<Neo4j>(&commission_request(enterprise())),
+        restore_pod::<Neo4j>(&restore_request(Snapshot::Latest)),
     ] {
         let c = only_container(&pod);
         let secret = secrets_used(&pod)
@@ -520,7 +424,7 @@ fn database_credentials_come_by_reference_and_the_password_as_a_projected_file()
 
 #[test]
 fn commissioning_runs_as_admin_with_the_edition_and_the_whole_admin_secret() {
-    let pod = commission_pod(&commission_request(community()));
+    let pod = commission_pod::<Neo4j>(&commission_request(community()));
     let c = only_container(&pod);
     assert_eq!(c.name, "neo4j-commission");
     assert_eq!(
@@ -556,11 +460,11 @@ fn commissioning_runs_as_admin_with_the_edition_and_the_whole_admin_secret() {
         .expect("a job");
     assert_eq!(spec.backoff_limit, Some(6));
 
-    let pod = commission_pod(&commission_request(enterprise()));
+    let pod = commission_pod::<Neo4j>(&commission_request(enterprise()));
     let c = only_container(&pod);
     assert_eq!(env_value(c, "DB_EDITION"), Some("enterprise"));
     assert_eq!(env_value(c, "DB_ALLOW_RESTORE"), Some("false"));
-    let pod = commission_pod(&CommissionRequest {
+    let pod = commission_pod::<Neo4j>(&CommissionRequest {
         database: restorable(),
         ..commission_request(enterprise())
     });
@@ -587,7 +491,7 @@ fn restores_need_the_database_to_allow_them() {
 #[test]
 fn restore_selects_the_snapshot_in_one_variable_and_runs_against_the_primary() {
     let snapshot_env = |snapshot: Snapshot| {
-        let pod = restore_pod(&restore_request(snapshot));
+        let pod = restore_pod::<Neo4j>(&restore_request(snapshot));
         let c = only_container(&pod);
         ["SNAPSHOT_KEY", "SNAPSHOT_LATEST", "SNAPSHOT_POINT_IN_TIME"]
             .into_iter()
@@ -616,7 +520,7 @@ fn restore_selects_the_snapshot_in_one_variable_and_runs_against_the_primary() {
     );
 
     let request = restore_request(Snapshot::Latest);
-    let pod = restore_pod(&request);
+    let pod = restore_pod::<Neo4j>(&request);
     let c = only_container(&pod);
     assert_eq!(c.name, "neo4j-restore");
     assert_eq!(
@@ -643,8 +547,8 @@ fn restore_selects_the_snapshot_in_one_variable_and_runs_against_the_primary() {
 
 #[test]
 fn output_is_deterministic() {
-    let a = Neo4j::backup(&backup_request(enterprise())).expect("backup");
-    let b = Neo4j::backup(&backup_request(enterprise())).expect("backup");
+    let a = Neo4j::backup(&testing::backup_request_of::<Neo4j>(enterprise())).expect("backup");
+    let b = Neo4j::backup(&testing::backup_request_of::<Neo4j>(enterprise())).expect("backup");
     assert_eq!(a, b);
     assert_eq!(Neo4j::describe(), Neo4j::describe());
 }
@@ -654,42 +558,26 @@ fn output_is_deterministic() {
 #[test]
 fn every_variable_a_script_requires_is_set_by_its_pod() {
     let pods = [
-        ("db-backup", backup_pod(&backup_request(enterprise()))),
         (
-            "db-commission",
-            commission_pod(&commission_request(community())),
+            "db-backup",
+            backup_pod::<Neo4j>(&testing::backup_request_of::<Neo4j>(enterprise())),
         ),
         (
             "db-commission",
-            commission_pod(&commission_request(enterprise())),
+            commission_pod::<Neo4j>(&commission_request(community())),
+        ),
+        (
+            "db-commission",
+            commission_pod::<Neo4j>(&commission_request(enterprise())),
         ),
         (
             "db-restore",
-            restore_pod(&restore_request(Snapshot::Latest)),
+            restore_pod::<Neo4j>(&restore_request(Snapshot::Latest)),
         ),
     ];
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/images/neo4j/rootfs/usr/local/bin");
     for (script, pod) in pods {
-        let source = std::fs::read_to_string(bin.join(script))
-            .unwrap_or_else(|e| panic!("reading {script}: {e}"));
-        let required: Vec<&str> = source
-            .lines()
-            .filter_map(|l| l.strip_prefix("require_env "))
-            .flat_map(str::split_whitespace)
-            .collect();
-        assert!(!required.is_empty(), "{script} has a require_env line");
-        let c = only_container(&pod);
-        let set = env_names(c);
-        for name in required {
-            assert!(
-                set.contains(name),
-                "{script} requires {name}, which its pod does not set"
-            );
-        }
-        assert_eq!(
-            c.command.as_deref(),
-            Some(&[format!("/usr/local/bin/{script}")][..])
-        );
+        testing::assert_runs_script_with_its_env(&pod, &bin, script);
     }
 }

@@ -6,8 +6,8 @@
 //! [`jobs`].
 
 use dbo_plugin_sdk::{
-    API_VERSION, BackupRequest, Capability, CommissionRequest, CredentialLayout, Database,
-    Diagnostic, Engine, EngineInfo, Image, Instance, JobSpec, PluginError, RestoreRequest,
+    BackupRequest, Capability, CommissionRequest, CredentialLayout, Database, Diagnostic, Engine,
+    EngineInfo, Instance, JobSpec, PluginError, RestoreRequest,
 };
 
 pub mod jobs;
@@ -35,24 +35,17 @@ pub struct Postgres;
 
 impl Engine for Postgres {
     fn describe() -> EngineInfo {
-        EngineInfo {
-            name: "postgres".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            api_version: API_VERSION.to_string(),
-            capabilities: vec![
+        EngineInfo::single_image(
+            "postgres",
+            env!("CARGO_PKG_VERSION"),
+            vec![
                 Capability::Backup,
                 Capability::Commission,
                 Capability::Restore,
             ],
-            images: ["backup", "commission", "restore"]
-                .into_iter()
-                .map(|role| Image {
-                    role: role.to_string(),
-                    reference: IMAGE.to_string(),
-                })
-                .collect(),
-            options_schema: options::schema().to_string(),
-        }
+            IMAGE,
+            options::schema().to_string(),
+        )
     }
 
     fn validate(instance: &Instance, database: Option<&Database>) -> Vec<Diagnostic> {

@@ -76,14 +76,7 @@ impl InstanceOptions {
     /// bad fields) so every problem is reported at once.
     pub fn read(instance: &Instance) -> (Self, Vec<Diagnostic>) {
         let mut d = Vec::new();
-        let o = match Options::parse(&instance.options) {
-            Ok(o) => o,
-            Err(e) => {
-                d.push(e);
-                Options::default()
-            }
-        };
-        o.reject_unknown(&INSTANCE_KEYS, &mut d);
+        let o = Options::read(&instance.options, &INSTANCE_KEYS, &mut d);
         let ssl_mode = o.string("sslMode", &mut d).and_then(|s| {
             let mode = SslMode::parse(&s);
             if mode.is_none() {
@@ -167,14 +160,7 @@ pub const MONITORING_EXTENSION: &str = "pg_stat_statements";
 impl DatabaseOptions {
     pub fn read(instance: &Instance, database: &Database) -> (Self, Vec<Diagnostic>) {
         let mut d = Vec::new();
-        let o = match Options::parse(&database.options) {
-            Ok(o) => o,
-            Err(e) => {
-                d.push(e);
-                Options::default()
-            }
-        };
-        o.reject_unknown(&DATABASE_KEYS, &mut d);
+        let o = Options::read(&database.options, &DATABASE_KEYS, &mut d);
         let drop_public_schema = o.bool("dropPublicSchema", &mut d).unwrap_or(false);
 
         let mut schemas: Vec<String> = Vec::new();
@@ -446,22 +432,7 @@ mod tests {
     #[test]
     fn the_schema_documents_exactly_the_keys_that_are_read() {
         let s = schema();
-        let keys = |def: &str| -> Vec<String> {
-            let mut k: Vec<String> = s["$defs"][def]["properties"]
-                .as_object()
-                .expect("properties")
-                .keys()
-                .cloned()
-                .collect();
-            k.sort();
-            k
-        };
-        let sorted = |k: &[&str]| {
-            let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
-            k.sort();
-            k
-        };
-        assert_eq!(keys("instance"), sorted(&INSTANCE_KEYS));
-        assert_eq!(keys("database"), sorted(&DATABASE_KEYS));
+        testing::assert_schema_documents(&s, "instance", &INSTANCE_KEYS);
+        testing::assert_schema_documents(&s, "database", &DATABASE_KEYS);
     }
 }

@@ -4,116 +4,25 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use dbo_engine_postgres::Postgres;
-use dbo_plugin_sdk::k8s_openapi::api::core::v1::{Container, PodSpec};
-use dbo_plugin_sdk::testing::{self, container, env_secret, env_value, literal_credentials};
+use dbo_plugin_sdk::testing::{
+    self, backup_pod, commission_pod, env_names, env_secret, env_value, invalid_fields,
+    literal_credentials, only_container, restore_pod, secret_file, secrets_used,
+};
 use dbo_plugin_sdk::{
-    BackupRequest, Capability, CommissionRequest, CredentialRefs, Database, Engine, Instance,
-    PluginError, RestoreRequest, SchemaRef, Severity, Snapshot, Storage,
+    BackupRequest, Capability, CommissionRequest, Database, Engine, Instance, PluginError,
+    RestoreRequest, SchemaRef, Severity, Snapshot, Storage,
 };
 
-fn refs() -> CredentialRefs {
-    let layout =
-        Postgres::credentials(&testing::instance(), &testing::database()).expect("credentials");
-    testing::credential_refs_from(&layout)
-}
-
 fn backup_request() -> BackupRequest {
-    BackupRequest {
-        credentials: refs(),
-        ..testing::backup_request()
-    }
+    testing::backup_request_of::<Postgres>(testing::instance())
 }
 
 fn commission_request() -> CommissionRequest {
-    let mut request = testing::commission_request();
-    request.credentials = CredentialRefs {
-        secret_name: request.credentials.secret_name.clone(),
-        ..refs()
-    };
-    request
+    testing::commission_request_of::<Postgres>(testing::instance())
 }
 
 fn restore_request(snapshot: Snapshot) -> RestoreRequest {
-    RestoreRequest {
-        credentials: refs(),
-        ..testing::restore_request(snapshot)
-    }
-}
-
-fn backup_pod(request: &BackupRequest) -> PodSpec {
-    testing::pod(&Postgres::backup(request).expect("backup"))
-}
-
-fn commission_pod(request: &CommissionRequest) -> PodSpec {
-    let spec = Postgres::commission(request)
-        .expect("commission")
-        .expect("postgres always commissions");
-    testing::pod(&spec)
-}
-
-fn restore_pod(request: &RestoreRequest) -> PodSpec {
-    testing::pod(&Postgres::restore(request).expect("restore"))
-}
-
-fn only_container(pod: &PodSpec) -> &Container {
-    assert_eq!(pod.containers.len(), 1, "one container per Job");
-    &pod.containers[0]
-}
-
-fn env_names(c: &Container) -> BTreeSet<&str> {
-    c.env.iter().flatten().map(|e| e.name.as_str()).collect()
-}
-
-fn invalid_fields(err: PluginError) -> Vec<String> {
-    match err {
-        PluginError::Invalid(d) => d.into_iter().map(|d| d.field).collect(),
-        other => panic!("expected invalid input, got {other:?}"),
-    }
-}
-
-/// Every Secret a pod reads, by env or volume.
-fn secrets_used(pod: &PodSpec) -> BTreeSet<String> {
-    let from_env = pod
-        .containers
-        .iter()
-        .flat_map(|c| c.env.iter().flatten())
-        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-        .map(|r| r.name.clone());
-    let from_volumes = pod
-        .volumes
-        .iter()
-        .flatten()
-        .filter_map(|v| v.secret.as_ref()?.secret_name.clone());
-    from_env.chain(from_volumes).collect()
-}
-
-/// The Secret volume mounted at the folder holding `path`, and the key projected to it.
-fn secret_file(pod: &PodSpec, path: &str) -> (String, Option<String>) {
-    let c = only_container(pod);
-    let mount = c
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| path.starts_with(&format!("{}/", m.mount_path)) || path == m.mount_path)
-        .unwrap_or_else(|| panic!("{path} is under no volume mount"));
-    assert_eq!(mount.read_only, Some(true), "Secrets are mounted read-only");
-    let volume = pod
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == mount.name)
-        .expect("mounted volume is declared");
-    let secret = volume.secret.as_ref().expect("a Secret volume");
-    let file = path.strip_prefix(&format!("{}/", mount.mount_path));
-    let key = file.and_then(|file| {
-        secret
-            .items
-            .iter()
-            .flatten()
-            .find(|i| i.path == file)
-            .map(|i| i.key.clone())
-    });
-    (secret.secret_name.clone().expect("secret name"), key)
+    testing::restore_request_of::<Postgres>(testing::instance(), snapshot)
 }
 
 #[test]
@@ -254,7 +163,7 @@ fn validation_keeps_instance_and_database_findings_apart() {
 
 #[test]
 fn backup_is_one_container_running_the_backup_entrypoint_against_the_backup_host() {
-    let pod = backup_pod(&backup_request());
+    let pod = backup_pod::<Postgres>(&backup_request());
     let c = only_container(&pod);
     assert_eq!(c.name, "postgres-backup");
     assert_eq!(c.image.as_deref(), Some(dbo_engine_postgres::IMAGE));
@@ -272,7 +181,7 @@ fn backup_is_one_container_running_the_backup_entrypoint_against_the_backup_host
     assert_eq!(env_value(c, "BACKUP_PREFIX"), Some("postgres"));
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
 
-    let named = backup_pod(&BackupRequest {
+    let named = backup_pod::<Postgres>(&BackupRequest {
         container_name: Some("nightly-dump".into()),
         ..backup_request()
     });
@@ -289,9 +198,9 @@ fn backup_is_one_container_running_the_backup_entrypoint_against_the_backup_host
 fn database_credentials_come_by_reference_and_the_password_as_a_projected_file() {
     let request = backup_request();
     for pod in [
-        backup_pod(&request),
-        commission_pod(&commission_request()),
-        restore_pod(&restore_request(Snapshot::Latest)),
+        backup_pod::<Postgres>(&request),
+        commission_pod::<Postgres>(&commission_request()),
+        restore_pod::<Postgres>(&restore_request(Snapshot::Latest)),
     ] {
         let c = only_container(&pod);
         let secret = secrets_used(&pod)
@@ -336,7 +245,7 @@ fn database_credentials_come_by_reference_and_the_password_as_a_projected_file()
 fn pods_use_only_the_secrets_the_request_names() {
     let backup = backup_request();
     assert_eq!(
-        secrets_used(&backup_pod(&backup)),
+        secrets_used(&backup_pod::<Postgres>(&backup)),
         BTreeSet::from([
             "orders-credentials".to_string(),
             "s3-backup-keys".to_string()
@@ -344,7 +253,7 @@ fn pods_use_only_the_secrets_the_request_names() {
     );
     let commission = commission_request();
     assert_eq!(
-        secrets_used(&commission_pod(&commission)),
+        secrets_used(&commission_pod::<Postgres>(&commission)),
         BTreeSet::from([
             "dbo-shop-orders-credentials".to_string(),
             "pg-main-admin".to_string()
@@ -355,7 +264,7 @@ fn pods_use_only_the_secrets_the_request_names() {
         ..restore_request(Snapshot::Latest)
     };
     assert_eq!(
-        secrets_used(&restore_pod(&irsa)),
+        secrets_used(&restore_pod::<Postgres>(&irsa)),
         BTreeSet::from(["orders-credentials".to_string()])
     );
 }
@@ -363,7 +272,7 @@ fn pods_use_only_the_secrets_the_request_names() {
 #[test]
 fn storage_variants_set_the_rclone_remote_and_credentials() {
     let pod_for = |storage: Storage| {
-        backup_pod(&BackupRequest {
+        backup_pod::<Postgres>(&BackupRequest {
             storage,
             ..backup_request()
         })
@@ -428,7 +337,7 @@ fn storage_variants_set_the_rclone_remote_and_credentials() {
 #[test]
 fn tls_settings_become_libpq_sslmode() {
     let mode = |instance: Instance| {
-        let pod = backup_pod(&BackupRequest {
+        let pod = backup_pod::<Postgres>(&BackupRequest {
             instance,
             ..backup_request()
         });
@@ -485,7 +394,7 @@ fn broken_instance_options_stop_every_job_and_say_which_instance() {
 #[test]
 fn commissioning_runs_as_admin_on_the_primary_with_the_admin_secret_as_files() {
     let request = commission_request();
-    let pod = commission_pod(&request);
+    let pod = commission_pod::<Postgres>(&request);
     let c = only_container(&pod);
     assert_eq!(
         c.command.as_deref(),
@@ -546,7 +455,7 @@ fn commissioning_passes_extensions_schemas_and_options_to_the_script() {
         },
         ..commission_request()
     };
-    let pod = commission_pod(&request);
+    let pod = commission_pod::<Postgres>(&request);
     let c = only_container(&pod);
     assert_eq!(
         env_value(c, "DB_EXTENSIONS"),
@@ -565,7 +474,7 @@ fn commissioning_passes_extensions_schemas_and_options_to_the_script() {
     };
     assert_eq!(
         env_value(
-            only_container(&commission_pod(&dropping)),
+            only_container(&commission_pod::<Postgres>(&dropping)),
             "DB_DROP_PUBLIC_SCHEMA"
         ),
         Some("true")
@@ -588,7 +497,7 @@ fn commissioning_refuses_what_validation_refuses() {
 #[test]
 fn restore_selects_the_snapshot_in_one_variable() {
     let snapshot_env = |snapshot: Snapshot| {
-        let pod = restore_pod(&restore_request(snapshot));
+        let pod = restore_pod::<Postgres>(&restore_request(snapshot));
         let c = only_container(&pod);
         let set: Vec<(String, String)> =
             ["SNAPSHOT_KEY", "SNAPSHOT_LATEST", "SNAPSHOT_POINT_IN_TIME"]
@@ -622,7 +531,7 @@ fn restore_selects_the_snapshot_in_one_variable() {
 
 #[test]
 fn restore_runs_against_the_primary_and_refuses_bad_snapshots_at_their_field() {
-    let pod = restore_pod(&restore_request(Snapshot::Latest));
+    let pod = restore_pod::<Postgres>(&restore_request(Snapshot::Latest));
     let c = only_container(&pod);
     assert_eq!(
         c.command.as_deref(),
@@ -659,35 +568,19 @@ fn output_is_deterministic() {
 #[test]
 fn every_variable_a_script_requires_is_set_by_its_pod() {
     let pods = [
-        ("db-backup", backup_pod(&backup_request())),
-        ("db-commission", commission_pod(&commission_request())),
+        ("db-backup", backup_pod::<Postgres>(&backup_request())),
+        (
+            "db-commission",
+            commission_pod::<Postgres>(&commission_request()),
+        ),
         (
             "db-restore",
-            restore_pod(&restore_request(Snapshot::Latest)),
+            restore_pod::<Postgres>(&restore_request(Snapshot::Latest)),
         ),
     ];
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/images/postgres/rootfs/usr/local/bin");
     for (script, pod) in pods {
-        let source = std::fs::read_to_string(bin.join(script))
-            .unwrap_or_else(|e| panic!("reading {script}: {e}"));
-        let required: Vec<&str> = source
-            .lines()
-            .filter_map(|l| l.strip_prefix("require_env "))
-            .flat_map(str::split_whitespace)
-            .collect();
-        assert!(!required.is_empty(), "{script} has a require_env line");
-        let c = container(&pod, &only_container(&pod).name);
-        let set = env_names(c);
-        for name in required {
-            assert!(
-                set.contains(name),
-                "{script} requires {name}, which its pod does not set"
-            );
-        }
-        assert_eq!(
-            c.command.as_deref(),
-            Some(&[format!("/usr/local/bin/{script}")][..])
-        );
+        testing::assert_runs_script_with_its_env(&pod, &bin, script);
     }
 }

@@ -2,29 +2,22 @@
 //!
 //! An engine plugin is a `wasm32-wasip2` component that turns facts about a database server and
 //! a database into Kubernetes pod specs. This crate hides the WIT bindings behind the [`Engine`]
-//! trait and gives the helpers every engine needs: pod-spec building blocks ([`pod`]), the
+//! trait and gives the helpers every engine needs: pod-spec building blocks and the standard
+//! one-container Job pod with its password file, admin Secret and `/tmp` ([`pod`]), the
 //! rclone environment for an S3 target ([`s3`]), object-key layout and name shortening
 //! ([`names`]), options parsing with field paths ([`options`]), snapshot time handling
 //! ([`snapshot`]), host logging ([`log`]) and, natively, request builders for unit tests
 //! ([`testing`]).
 //!
 //! ```
-//! use dbo_plugin_sdk::{
-//!     API_VERSION, CredentialLayout, Database, Engine, EngineInfo, Instance, PluginError,
-//! };
+//! use dbo_plugin_sdk::{CredentialLayout, Database, Engine, EngineInfo, Instance, PluginError};
 //!
 //! pub struct Kv;
 //!
 //! impl Engine for Kv {
 //!     fn describe() -> EngineInfo {
-//!         EngineInfo {
-//!             name: "kv".into(),
-//!             version: "0.1.0".into(),
-//!             api_version: API_VERSION.into(),
-//!             capabilities: Vec::new(),
-//!             images: Vec::new(),
-//!             options_schema: "{}".into(),
-//!         }
+//!         // No capabilities yet: the host only asks for credentials layouts.
+//!         EngineInfo::single_image("kv", "0.1.0", Vec::new(), "example.org/kv-tools:0.1.0", "{}")
 //!     }
 //!
 //!     fn credentials(
@@ -116,6 +109,7 @@ pub use bindings::kci::engine::types::{
 };
 pub use k8s_openapi;
 pub use pod::job_spec;
+pub use types::IMAGE_ROLES;
 
 /// The contract version this SDK implements; `describe` must report it as `api-version`.
 pub const API_VERSION: &str = "0.1.0";

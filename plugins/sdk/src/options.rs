@@ -39,6 +39,18 @@ impl Options {
         }
     }
 
+    /// The preamble of reading an options object: parses `json` and reports every key not in
+    /// `known`. JSON that does not parse is reported and read as no options, so the caller
+    /// goes on with its defaults and the user sees every other problem in the same round.
+    pub fn read(json: &str, known: &[&str], diagnostics: &mut Vec<Diagnostic>) -> Self {
+        let options = Self::parse(json).unwrap_or_else(|e| {
+            diagnostics.push(e);
+            Self::default()
+        });
+        options.reject_unknown(known, diagnostics);
+        options
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -167,5 +179,20 @@ mod tests {
             "{}",
             d[3].message
         );
+    }
+
+    #[test]
+    fn read_reports_broken_json_and_unknown_keys_and_goes_on() {
+        let mut d = Vec::new();
+        let o = Options::read("{", &["a"], &mut d);
+        assert!(o.is_empty());
+        assert_eq!(d.len(), 1);
+        assert!(d[0].message.contains("not valid JSON"), "{}", d[0].message);
+
+        let mut d = Vec::new();
+        let o = Options::read(r#"{"a": true, "b": 1}"#, &["a"], &mut d);
+        assert_eq!(o.bool("a", &mut d), Some(true));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].field, "spec.options.b");
     }
 }

@@ -5,7 +5,10 @@
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::PluginError;
+use k8s_openapi::api::core::v1::EnvVar;
+
+use crate::pod::env;
+use crate::{PluginError, Snapshot};
 
 /// Field of a snapshot given by object key.
 pub const KEY_FIELD: &str = "spec.snapshot.key";
@@ -65,6 +68,24 @@ pub fn point_in_time_utc(value: &str) -> Result<String, PluginError> {
     Ok(whole.to_string())
 }
 
+/// The object key of the backup to restore ([`key`]).
+pub const KEY_ENV: &str = "SNAPSHOT_KEY";
+/// `true`: restore the `<name>-latest` copy.
+pub const LATEST_ENV: &str = "SNAPSHOT_LATEST";
+/// UTC RFC 3339 ([`point_in_time_utc`]): restore the newest backup taken at or before it.
+pub const POINT_IN_TIME_ENV: &str = "SNAPSHOT_POINT_IN_TIME";
+
+/// The one env var that tells a restore script which backup to read: exactly one of
+/// [`KEY_ENV`], [`LATEST_ENV`] and [`POINT_IN_TIME_ENV`] is set, so the script need not
+/// decide between contradicting ones.
+pub fn selection_env(snapshot: &Snapshot) -> Result<EnvVar, PluginError> {
+    Ok(match snapshot {
+        Snapshot::Key(k) => env(KEY_ENV, key(k)?),
+        Snapshot::Latest => env(LATEST_ENV, "true"),
+        Snapshot::PointInTime(t) => env(POINT_IN_TIME_ENV, point_in_time_utc(t)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +131,26 @@ mod tests {
         assert!(key("  ").is_err());
         assert!(key("pg/a/").is_err());
         assert!(key("pg/a\nb").is_err());
+    }
+
+    #[test]
+    fn a_restore_gets_exactly_the_variable_of_its_selection() {
+        let pair = |s: Snapshot| {
+            let e = selection_env(&s).expect("valid");
+            (e.name, e.value.expect("a literal"))
+        };
+        assert_eq!(
+            pair(Snapshot::Key("/pg/a/a-20240501T080000Z.dump".into())),
+            (KEY_ENV.into(), "pg/a/a-20240501T080000Z.dump".into())
+        );
+        assert_eq!(pair(Snapshot::Latest), (LATEST_ENV.into(), "true".into()));
+        assert_eq!(
+            pair(Snapshot::PointInTime("2024-05-01T10:00:00+02:00".into())),
+            (POINT_IN_TIME_ENV.into(), "2024-05-01T08:00:00Z".into())
+        );
+        assert!(matches!(
+            selection_env(&Snapshot::Key("pg/".into())),
+            Err(PluginError::Invalid(d)) if d[0].field == KEY_FIELD
+        ));
     }
 }
