@@ -55,6 +55,12 @@ impl MariaDb {
             .tempdir()
             .map_err(io("creating the MariaDB directory"))?;
         let data = dir.path().join("data");
+        // A server removes the temporary tables it finds in its tmpdir when it starts, so
+        // servers sharing /tmp delete each other's: a bootstrap then fails with "Error on
+        // delete of '/tmp/#sql-temptable-...'". Each server gets a tmpdir of its own.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).map_err(io("creating the MariaDB tmpdir"))?;
+        let tmpdir = format!("--tmpdir={}", tmp.display());
         // The server drops to this user; as root it stays root, which mariadbd only accepts
         // when told so explicitly.
         let user = if is_root() {
@@ -69,6 +75,7 @@ impl MariaDb {
                 .arg("--auth-root-authentication-method=normal")
                 .arg("--skip-test-db")
                 .arg(NO_NATIVE_AIO)
+                .arg(&tmpdir)
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--user={user}"))
                 .env_clear()
@@ -84,6 +91,7 @@ impl MariaDb {
             let mut child = Command::new(&server)
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
+                .arg(&tmpdir)
                 .arg(format!("--socket={}", socket.display()))
                 .arg(format!(
                     "--pid-file={}",
