@@ -368,6 +368,13 @@ impl S3Server {
         }))
     }
 
+    /// Starts a server holding one empty `bucket`.
+    pub fn start_with_bucket(bucket: &str) -> Result<Self, ServiceError> {
+        let s3 = S3Server::start()?;
+        s3.create_bucket(bucket)?;
+        Ok(s3)
+    }
+
     /// `http://127.0.0.1:<port>`, as `DbInstance.spec.backup.s3.endpoint`.
     pub fn endpoint(&self) -> String {
         format!("http://{HOST}:{}", self.port)
@@ -420,6 +427,22 @@ impl S3Server {
     pub fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, ServiceError> {
         let out = self.rclone("reading an object", &["cat", &format!("s3:{bucket}/{key}")])?;
         Ok(out.stdout)
+    }
+
+    /// Stores `content` as object `key`, as someone copying a backup by hand would.
+    pub fn put(&self, bucket: &str, key: &str, content: &[u8]) -> Result<(), ServiceError> {
+        let file = tempfile::NamedTempFile::new_in(self.dir.path())
+            .map_err(io("creating the file to upload"))?;
+        std::fs::write(file.path(), content).map_err(io("writing the file to upload"))?;
+        self.rclone(
+            "storing an object",
+            &[
+                "copyto",
+                &file.path().display().to_string(),
+                &format!("s3:{bucket}/{key}"),
+            ],
+        )
+        .map(drop)
     }
 
     /// Runs rclone against this server with a remote `s3` defined only by env vars, in an

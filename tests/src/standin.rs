@@ -204,7 +204,11 @@ impl StandIns {
             return Ok(s);
         }
         if let Some(bytes) = &tool.stdout {
-            let data = self.dir.path().join("data").join(format!("{}.stdout", tool.name));
+            let data = self
+                .dir
+                .path()
+                .join("data")
+                .join(format!("{}.stdout", tool.name));
             fs::write(&data, bytes)?;
             fs::set_permissions(&data, fs::Permissions::from_mode(0o644))?;
             s.push_str(&format!("cat {}\n", sh_quote(&data.display().to_string())));
@@ -338,7 +342,11 @@ mod tests {
 
         let calls = tools.calls().expect("calls");
         assert_eq!(calls.len(), 3);
-        assert_eq!(calls[2].line(), "dump again", "calls of different tools interleave in time");
+        assert_eq!(
+            calls[2].line(),
+            "dump again",
+            "calls of different tools interleave in time"
+        );
         assert_eq!(calls[0].tool, "dump");
         assert_eq!(calls[0].args, ["--uri", "a b", "", "it's"]);
         assert_eq!(calls[0].stdin, None);

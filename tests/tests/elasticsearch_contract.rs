@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use anyhow::{Context, Result, ensure};
-use dbo_api::manifest::{self, Manifests};
-use dbo_e2e::pod_runner::{ImageMap, PodOutcome, PodRunner};
+use dbo_e2e::checks::assert_no_secret_in_argv;
+use dbo_e2e::pod_runner::{PodOutcome, PodRunner};
+use dbo_e2e::render::{Cluster, LoadedEngine, Restore, cron_job, job, load_engine, restore_job};
 use dbo_e2e::standin::{Call, StandIn, StandIns};
-use dbo_engine::Engine;
-use dbo_plugin_runtime::{Plugin, PluginRuntime, RuntimeConfig};
-use dbo_render::{LABEL_COMPONENT, LABEL_DATABASE, PasswordSource, Rendered};
+use dbo_render::{PasswordSource, Rendered};
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "app";
@@ -137,32 +136,22 @@ fn lines(requests: &[Request]) -> Vec<String> {
 }
 
 struct World {
-    engines: BTreeMap<String, Plugin>,
-    images: ImageMap,
+    engine: LoadedEngine,
 }
 
 impl World {
     fn new() -> Result<World> {
-        let runtime = PluginRuntime::new(RuntimeConfig::default())?;
-        let plugin = runtime.load("builtin:elasticsearch", dbo_plugin_artifacts::ELASTICSEARCH)?;
-        let info = plugin.describe()?;
-        let images = ImageMap::for_engine(&info, &dbo_e2e::image_dir(&info.name))?;
         Ok(World {
-            engines: BTreeMap::from([(info.name.clone(), plugin)]),
-            images,
+            engine: load_engine("elasticsearch", dbo_plugin_artifacts::ELASTICSEARCH)?,
         })
     }
 
-    /// Renders `yaml` and a runner that knows its Secrets and ConfigMaps and uses `tools`.
+    /// Renders `yaml` into an empty cluster and a runner that knows its Secrets and ConfigMaps
+    /// and uses `tools`.
     fn render(&self, yaml: &str, tools: &StandIns) -> Result<(Rendered, PodRunner)> {
-        let manifests: Manifests = manifest::parse(yaml).context("parsing the manifests")?;
-        let rendered = dbo_render::render(&manifests, &self.engines, &mut TestPasswords)
-            .map_err(|e| anyhow::anyhow!("rendering: {e}"))?;
-        let mut runner = PodRunner::new(self.images.clone())?.with_stand_ins(tools)?;
-        runner.add_secrets(&manifests.secrets);
-        runner.add_secrets(&rendered.secrets);
-        runner.add_config_maps(&manifests.config_maps);
-        runner.add_config_maps(&rendered.config_maps);
+        let mut cluster = Cluster::default();
+        let rendered = cluster.apply(&self.engine, yaml, &mut TestPasswords)?;
+        let runner = cluster.runner_with(&self.engine, tools)?;
         Ok((rendered, runner))
     }
 }
@@ -230,11 +219,13 @@ spec:
       version: 2
 "#
     ));
-    for (name, snapshot) in restores {
-        yaml.push_str(&format!(
-            "---\napiVersion: kci.rocks/v1alpha1\nkind: DbRestore\nmetadata:\n  name: {name}\n  \
-             namespace: {NAMESPACE}\nspec:\n  database: orders\n  snapshot:\n    {snapshot}\n"
-        ));
+    for &(name, snapshot) in restores {
+        let restore = Restore {
+            name,
+            database: "orders",
+            snapshot: snapshot.to_owned(),
+        };
+        yaml.push_str(&restore.yaml(NAMESPACE));
     }
     yaml
 }
@@ -264,46 +255,16 @@ fn schema() -> BTreeMap<&'static str, Value> {
     ])
 }
 
-fn commission_job(rendered: &Rendered) -> Result<&k8s_openapi::api::batch::v1::Job> {
-    rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            let l = j.metadata.labels.as_ref();
-            l.and_then(|l| l.get(LABEL_COMPONENT)).map(String::as_str) == Some("commission")
-                && l.and_then(|l| l.get(LABEL_DATABASE)).map(String::as_str) == Some("orders")
-        })
-        .context("no commissioning Job for app/orders")
-}
-
-fn restore_job<'a>(
-    rendered: &'a Rendered,
-    name: &str,
-) -> Result<&'a k8s_openapi::api::batch::v1::Job> {
-    let job = format!("{name}-restore");
-    rendered
-        .jobs
-        .iter()
-        .find(|j| j.metadata.name.as_deref() == Some(job.as_str()))
-        .with_context(|| format!("no restore Job {job}"))
-}
-
 fn container(outcome: &PodOutcome) -> &dbo_e2e::pod_runner::ContainerOutcome {
     &outcome.containers[0]
 }
 
 /// No argv of any call carries a password.
 fn no_secret_in_argv(requests: &[Request]) -> Result<()> {
-    for r in requests {
-        for secret in [ADMIN_PASSWORD, "Pw0rdAppUser"] {
-            ensure!(
-                !r.call.mentions(secret),
-                "a password is in argv: {}",
-                r.call.line()
-            );
-        }
-    }
-    Ok(())
+    assert_no_secret_in_argv(
+        requests.iter().map(|r| &r.call),
+        &[ADMIN_PASSWORD, "Pw0rdAppUser"],
+    )
 }
 
 #[test]
@@ -330,7 +291,7 @@ fn commissioning_creates_role_and_user_then_applies_the_schema_in_order() -> Res
         ],
     )?);
     let (rendered, runner) = world.render(&manifest_yaml(&schema(), &[]), &tools)?;
-    let outcome = runner.run_job(commission_job(&rendered)?)?;
+    let outcome = runner.run_job(job(&rendered, "commission", "orders")?)?;
     ensure!(outcome.succeeded(), "commissioning failed:\n{outcome}");
 
     let requests = requests(&tools)?;
@@ -419,7 +380,7 @@ fn a_template_reaching_outside_the_prefix_stops_commissioning_before_any_request
         json!({"index_patterns": ["app_orders_x-*", "app_orders2-*"]}),
     );
     let (rendered, runner) = world.render(&manifest_yaml(&bad, &[]), &tools)?;
-    let outcome = runner.run_job(commission_job(&rendered)?)?;
+    let outcome = runner.run_job(job(&rendered, "commission", "orders")?)?;
     let c = container(&outcome);
     assert_eq!(c.exit_code, 1, "{outcome}");
     assert!(
@@ -461,12 +422,7 @@ fn backup_registers_the_repository_then_takes_a_dated_snapshot_in_the_named_cont
         ],
     )?);
     let (rendered, runner) = world.render(&manifest_yaml(&schema(), &[]), &tools)?;
-    let cron_job = rendered
-        .cron_jobs
-        .iter()
-        .find(|c| c.metadata.namespace.as_deref() == Some(NAMESPACE))
-        .context("no backup CronJob")?;
-    let outcome = runner.run_cron_job(cron_job)?;
+    let outcome = runner.run_cron_job(cron_job(&rendered, NAMESPACE, "orders")?)?;
     ensure!(outcome.succeeded(), "backup failed:\n{outcome}");
     assert_eq!(container(&outcome).name, "snapshotter");
 

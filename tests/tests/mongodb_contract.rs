@@ -5,22 +5,22 @@
 //! way, against a real S3 server, so object keys and the `-latest` copy are checked in the
 //! bucket itself.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use dbo_api::manifest::{self, Manifests};
-use dbo_e2e::pod_runner::{ImageMap, PodOutcome, PodRunner};
+use dbo_e2e::backups::BackupKeys;
+use dbo_e2e::checks::{assert_no_secret_in, called_with, lines, only_call};
+use dbo_e2e::pod_runner::PodRunner;
+use dbo_e2e::render::{
+    Cluster, LoadedEngine, Restore, cron_job, cron_job_container, env_value, find_secret, job,
+    job_container, load_engine, restore_job,
+};
 use dbo_e2e::services::{S3Object, S3Server};
 use dbo_e2e::standin::{Call, StandIn, StandIns};
-use dbo_engine::Engine;
-use dbo_plugin_runtime::{Plugin, PluginRuntime, RuntimeConfig};
-use dbo_render::{LABEL_COMPONENT, LABEL_DATABASE, PasswordSource, Rendered};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Container, Secret};
-use k8s_openapi::jiff::Timestamp;
+use dbo_render::{PasswordSource, Rendered};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 const NAMESPACE: &str = "app";
 const ADMIN_NAMESPACE: &str = "db-operator";
@@ -55,45 +55,27 @@ impl PasswordSource for TestPasswords {
 /// One test's world: the S3 server, the plugin, and what has been "applied" so far.
 struct World {
     s3: S3Server,
-    engines: BTreeMap<String, Plugin>,
-    images: ImageMap,
+    engine: LoadedEngine,
     passwords: TestPasswords,
     /// Every Secret the cluster would hold: the manifests' and the rendered ones.
-    secrets: Vec<Secret>,
+    cluster: Cluster,
 }
 
 impl World {
     fn start() -> Result<World> {
-        let s3 = S3Server::start().context("starting the S3 server")?;
-        s3.create_bucket(BUCKET)?;
-        let (engines, images) = engine()?;
+        let s3 = S3Server::start_with_bucket(BUCKET).context("starting the S3 server")?;
         Ok(World {
             s3,
-            engines,
-            images,
+            engine: engine()?,
             passwords: TestPasswords(0),
-            secrets: Vec::new(),
+            cluster: Cluster::default(),
         })
     }
 
     /// Parses and renders `yaml` as the operator would, with the Secrets rendered before as
     /// existing objects.
     fn render(&mut self, yaml: &str) -> Result<Rendered> {
-        let mut manifests: Manifests = manifest::parse(yaml).context("parsing the manifests")?;
-        let rendered_before: Vec<Secret> = self
-            .secrets
-            .iter()
-            .filter(|s| !manifests.secrets.iter().any(|m| m.metadata == s.metadata))
-            .cloned()
-            .collect();
-        manifests.secrets.extend(rendered_before);
-        let rendered = dbo_render::render(&manifests, &self.engines, &mut self.passwords)
-            .map_err(|e| anyhow::anyhow!("rendering: {e}"))?;
-        for secret in manifests.secrets.iter().chain(&rendered.secrets) {
-            self.secrets.retain(|s| s.metadata != secret.metadata);
-            self.secrets.push(secret.clone());
-        }
-        Ok(rendered)
+        self.cluster.apply(&self.engine, yaml, &mut self.passwords)
     }
 
     /// A pod runner whose `mongodump`, `mongorestore` and `mongosh` are `tools`, and whose
@@ -104,42 +86,19 @@ impl World {
             stand_ins.add(tool);
         }
         stand_ins.add(StandIn::wrap("rclone", dbo_e2e::tools::rclone()?));
-        let mut runner = PodRunner::new(self.images.clone())?.with_stand_ins(&stand_ins)?;
-        runner.add_secrets(&self.secrets);
+        let runner = self.cluster.runner_with(&self.engine, &stand_ins)?;
         Ok((stand_ins, runner))
-    }
-
-    fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Result<String> {
-        let secret = self
-            .secrets
-            .iter()
-            .find(|s| {
-                s.metadata.namespace.as_deref() == Some(namespace)
-                    && s.metadata.name.as_deref() == Some(name)
-            })
-            .with_context(|| format!("no Secret {namespace}/{name}"))?;
-        secret
-            .string_data
-            .as_ref()
-            .and_then(|d| d.get(key).cloned())
-            .or_else(|| {
-                secret
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(key))
-                    .and_then(|v| String::from_utf8(v.0.clone()).ok())
-            })
-            .with_context(|| format!("Secret {namespace}/{name} has no {key}"))
     }
 
     /// The app password of `database` (from its rendered credentials Secret).
     fn password(&self, database: &str) -> Result<String> {
-        self.secret_value(NAMESPACE, &format!("{database}-db"), "MONGO_PASSWORD")
+        self.cluster
+            .secret_value(NAMESPACE, &format!("{database}-db"), "MONGO_PASSWORD")
     }
 
     /// The objects in `database`'s backup folder.
     fn backups(&self, database: &str) -> Result<Vec<S3Object>> {
-        Ok(self.s3.list(BUCKET, &folder(database))?)
+        Ok(self.s3.list(BUCKET, keys(database).folder())?)
     }
 
     /// Runs `database`'s backup with a `mongodump` that prints `archive`.
@@ -147,25 +106,15 @@ impl World {
         let before = self.backups(database)?;
         let (_tools, runner) =
             self.runner(vec![StandIn::new("mongodump").stdout(archive.to_vec())])?;
-        let outcome = runner.run_cron_job(cron_job(rendered, database)?)?;
+        let outcome = runner.run_cron_job(cron_job(rendered, NAMESPACE, database)?)?;
         ensure!(outcome.succeeded(), "the backup failed:\n{outcome}");
-        let new: Vec<S3Object> = timestamped(&self.backups(database)?)
-            .into_iter()
-            .filter(|o| !before.iter().any(|b| b.key == o.key))
-            .collect();
-        let [object] = new.as_slice() else {
-            bail!("one backup adds one timestamped object, this one added {new:?}");
-        };
-        Ok(object.key.clone())
+        let after = self.backups(database)?;
+        Ok(keys(database).added(&before, &after)?.key.clone())
     }
 }
 
-fn engine() -> Result<(BTreeMap<String, Plugin>, ImageMap)> {
-    let runtime = PluginRuntime::new(RuntimeConfig::default())?;
-    let plugin = runtime.load("builtin:mongodb", dbo_plugin_artifacts::MONGODB)?;
-    let info = plugin.describe()?;
-    let images = ImageMap::for_engine(&info, &dbo_e2e::image_dir(&info.name))?;
-    Ok((BTreeMap::from([(info.name.clone(), plugin)]), images))
+fn engine() -> Result<LoadedEngine> {
+    load_engine("mongodb", dbo_plugin_artifacts::MONGODB)
 }
 
 /// A Database of the test manifest: its name and its `spec.options` (YAML flow mapping).
@@ -179,13 +128,6 @@ const CATALOG: Db<'static> = Db {
     name: "catalog",
     options: "{roles: [readWrite, dbAdmin]}",
 };
-
-/// A `DbRestore`: its name, target Database and `snapshot` YAML.
-struct Restore<'a> {
-    name: &'a str,
-    database: &'a str,
-    snapshot: String,
-}
 
 fn manifest_yaml(
     s3: &S3Server,
@@ -261,22 +203,7 @@ spec:
         ));
     }
     for restore in restores {
-        yaml.push_str(&format!(
-            r#"---
-apiVersion: kci.rocks/v1alpha1
-kind: DbRestore
-metadata:
-  name: {name}
-  namespace: {NAMESPACE}
-spec:
-  database: {database}
-  snapshot:
-    {snapshot}
-"#,
-            name = restore.name,
-            database = restore.database,
-            snapshot = restore.snapshot,
-        ));
+        yaml.push_str(&restore.yaml(NAMESPACE));
     }
     yaml
 }
@@ -286,88 +213,13 @@ fn server_name(database: &str) -> String {
     format!("{NAMESPACE}-{database}")
 }
 
-fn folder(database: &str) -> String {
-    format!("{PREFIX}/{}", server_name(database))
+/// Where `database`'s backups are stored.
+fn keys(database: &str) -> BackupKeys {
+    BackupKeys::new(PREFIX, &server_name(database), ".archive.gz")
 }
 
 fn latest_key(database: &str) -> String {
-    format!(
-        "{}/{}-latest.archive.gz",
-        folder(database),
-        server_name(database)
-    )
-}
-
-fn timestamped(objects: &[S3Object]) -> Vec<S3Object> {
-    objects
-        .iter()
-        .filter(|o| !o.key.ends_with("-latest.archive.gz"))
-        .cloned()
-        .collect()
-}
-
-fn job<'a>(rendered: &'a Rendered, component: &str, database: &str) -> Result<&'a Job> {
-    rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            let labels = j.metadata.labels.as_ref();
-            labels
-                .and_then(|l| l.get(LABEL_COMPONENT))
-                .map(String::as_str)
-                == Some(component)
-                && labels
-                    .and_then(|l| l.get(LABEL_DATABASE))
-                    .map(String::as_str)
-                    == Some(database)
-        })
-        .with_context(|| format!("no {component} Job for Database {database} was rendered"))
-}
-
-fn restore_job<'a>(rendered: &'a Rendered, restore: &str) -> Result<&'a Job> {
-    let name = format!("{restore}-restore");
-    rendered
-        .jobs
-        .iter()
-        .find(|j| j.metadata.name.as_deref() == Some(name.as_str()))
-        .with_context(|| format!("no restore Job {name} in the rendered objects"))
-}
-
-fn cron_job<'a>(rendered: &'a Rendered, database: &str) -> Result<&'a CronJob> {
-    rendered
-        .cron_jobs
-        .iter()
-        .find(|c| {
-            c.metadata.namespace.as_deref() == Some(NAMESPACE)
-                && c.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_DATABASE))
-                    .map(String::as_str)
-                    == Some(database)
-        })
-        .with_context(|| format!("no backup CronJob for Database {database} was rendered"))
-}
-
-fn container_of_job(job: &Job) -> Result<&Container> {
-    job.spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|p| p.containers.first())
-        .context("the Job has a container")
-}
-
-fn env_of(container: &Container, name: &str) -> Option<String> {
-    container
-        .env
-        .iter()
-        .flatten()
-        .find(|e| e.name == name)
-        .and_then(|e| e.value.clone())
-}
-
-fn lines(calls: &[Call]) -> String {
-    calls.iter().map(Call::line).collect::<Vec<_>>().join("\n")
+    keys(database).latest()
 }
 
 /// The folder a stand-in's call was recorded in, where its snippet may leave files.
@@ -378,27 +230,6 @@ fn call_dir(tools: &StandIns, tool: &str, nth: usize) -> Result<PathBuf> {
         .nth(nth)
         .map(|c| c.dir)
         .with_context(|| format!("{tool} was not called {} time(s)", nth + 1))
-}
-
-/// Fails naming the first argv or log line that holds `secret`.
-fn ensure_not_leaked(secret: &str, calls: &[Call], outcome: &PodOutcome) -> Result<()> {
-    for call in calls {
-        ensure!(
-            !call.mentions(secret),
-            "a password is in the argv of: {}",
-            call.line()
-        );
-    }
-    let c = &outcome.containers[0];
-    ensure!(
-        !c.stderr.contains(secret) && !c.stdout.contains(secret),
-        "a password is in the container's output:\n{outcome}"
-    );
-    ensure!(
-        !c.termination_message.contains(secret),
-        "a password is in the termination message"
-    );
-    Ok(())
 }
 
 /// The argv of one tools call with its `--config=<scratch file>` (a random path) checked and
@@ -445,15 +276,12 @@ fn a_backup_streams_mongodump_into_its_key_and_copies_latest_only_after_the_uplo
             .script(KEEP_CONFIG),
     ])?;
     let started = Timestamp::now();
-    let outcome = runner.run_cron_job(cron_job(&rendered, "catalog")?)?;
+    let outcome = runner.run_cron_job(cron_job(&rendered, NAMESPACE, "catalog")?)?;
     ensure!(outcome.succeeded(), "the backup failed:\n{outcome}");
     let calls = tools.calls()?;
 
     // The dump, with the connection in argv and nothing secret there.
-    let dumps: Vec<&Call> = calls.iter().filter(|c| c.tool == "mongodump").collect();
-    let [dump] = dumps.as_slice() else {
-        bail!("one mongodump call expected:\n{}", lines(&calls));
-    };
+    let dump = only_call(&calls, "mongodump")?;
     let db = server_name("catalog");
     assert_eq!(
         with_config_placeholder(dump)?,
@@ -476,39 +304,16 @@ fn a_backup_streams_mongodump_into_its_key_and_copies_latest_only_after_the_uplo
         format!("password: '{}'\n", password.replace('\'', "''")),
         "the password reaches mongodump only through its --config file"
     );
-    ensure_not_leaked(&password, &calls, &outcome)?;
+    assert_no_secret_in(&calls, &outcome, &password)?;
 
     // The object layout, and the order: upload, check, then the `-latest` copy.
     let objects = world.backups("catalog")?;
-    let stamped = timestamped(&objects);
-    let [object] = stamped.as_slice() else {
-        bail!("one timestamped object expected: {objects:?}");
-    };
-    let stem = format!("{}/{db}-", folder("catalog"));
-    let stamp = object
-        .key
-        .strip_prefix(&stem)
-        .and_then(|k| k.strip_suffix(".archive.gz"))
-        .with_context(|| {
-            format!(
-                "{} is not <prefix>/<db>/<db>-<stamp>.archive.gz",
-                object.key
-            )
-        })?;
-    let taken: Timestamp = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    )
-    .parse()
-    .with_context(|| format!("{stamp} is not a UTC time stamp"))?;
+    let object = keys("catalog").added(&[], &objects)?;
+    let taken = keys("catalog").time_of(&object.key)?;
     ensure!(
         taken.as_second() >= started.as_second() - 1,
-        "the stamp {stamp} is the backup's time"
+        "the stamp of {} is the backup's time",
+        object.key
     );
     assert_eq!(world.s3.get(BUCKET, &object.key)?, archive);
     assert_eq!(world.s3.get(BUCKET, &latest_key("catalog"))?, archive);
@@ -559,7 +364,7 @@ fn a_failed_dump_exits_1_naming_mongodump_and_leaves_latest_and_the_bucket_as_th
             .script("echo 'Failed: connection() error: server selection timeout' >&2")
             .exit(2),
     ])?;
-    let outcome = runner.run_cron_job(cron_job(&rendered, "catalog")?)?;
+    let outcome = runner.run_cron_job(cron_job(&rendered, NAMESPACE, "catalog")?)?;
     let c = &outcome.containers[0];
     ensure!(c.exit_code == 1, "the script exits 1:\n{outcome}");
     ensure!(
@@ -584,16 +389,12 @@ fn a_failed_dump_exits_1_naming_mongodump_and_leaves_latest_and_the_bucket_as_th
     );
     let calls = tools.calls()?;
     ensure!(
-        !calls
-            .iter()
-            .any(|c| c.tool == "rclone" && c.args.first().is_some_and(|a| a == "copyto")),
+        !called_with(&calls, "rclone", "copyto"),
         "latest is not touched after a failed dump:\n{}",
         lines(&calls)
     );
     ensure!(
-        calls
-            .iter()
-            .any(|c| c.tool == "rclone" && c.args.first().is_some_and(|a| a == "deletefile")),
+        called_with(&calls, "rclone", "deletefile"),
         "the incomplete object is deleted:\n{}",
         lines(&calls)
     );
@@ -664,8 +465,8 @@ echo "created user""#;
         !env.contains(&password) && !env.contains(ADMIN_PASSWORD),
         "no password is in mongosh's environment"
     );
-    ensure_not_leaked(&password, &calls, &outcome)?;
-    ensure_not_leaked(ADMIN_PASSWORD, &calls, &outcome)?;
+    assert_no_secret_in(&calls, &outcome, &password)?;
+    assert_no_secret_in(&calls, &outcome, ADMIN_PASSWORD)?;
     ensure!(
         outcome.containers[0].stderr.contains("created user"),
         "mongosh's report reaches the log:\n{outcome}"
@@ -771,10 +572,7 @@ fn a_restore_streams_the_archive_into_mongorestore_as_the_databases_user() -> Re
     let outcome = runner.run_job(restore_job(&rendered, "catalog-latest")?)?;
     ensure!(outcome.succeeded(), "the restore failed:\n{outcome}");
     let calls = tools.calls()?;
-    let restores: Vec<&Call> = calls.iter().filter(|c| c.tool == "mongorestore").collect();
-    let [restore] = restores.as_slice() else {
-        bail!("one mongorestore call expected:\n{}", lines(&calls));
-    };
+    let restore = only_call(&calls, "mongorestore")?;
     let db = server_name("catalog");
     assert_eq!(
         with_config_placeholder(restore)?,
@@ -800,7 +598,7 @@ fn a_restore_streams_the_archive_into_mongorestore_as_the_databases_user() -> Re
         config,
         format!("password: '{}'\n", password.replace('\'', "''"))
     );
-    ensure_not_leaked(&password, &calls, &outcome)?;
+    assert_no_secret_in(&calls, &outcome, &password)?;
     let message = &outcome.containers[0].termination_message;
     ensure!(
         message.contains(&format!("\"key\":\"{}\"", latest_key("catalog")))
@@ -842,9 +640,7 @@ fn drop_before_restore_skips_the_check_and_another_databases_backup_is_renamed()
         "dropBeforeRestore needs no emptiness check:\n{}",
         lines(&calls)
     );
-    let [restore] = &tools.calls_of("mongorestore")?[..] else {
-        bail!("one mongorestore call expected:\n{}", lines(&calls));
-    };
+    let restore = only_call(&calls, "mongorestore")?;
     let (from, to) = (server_name("catalog"), server_name("catalog-copy"));
     assert_eq!(
         with_config_placeholder(restore)?,
@@ -874,19 +670,8 @@ fn a_failed_mongorestore_exits_1_with_its_exit_code_and_a_point_in_time_picks_it
     let first = world.backup(&rendered, "catalog", b"FIRST")?;
     thread::sleep(Duration::from_millis(1100));
     world.backup(&rendered, "catalog", b"SECOND")?;
-    let stamp = first
-        .rsplit_once('-')
-        .and_then(|(_, s)| s.strip_suffix(".archive.gz"))
-        .context("stamp")?;
-    let at_first = format!(
-        "{}-{}-{}T{}:{}:{}.900Z",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    );
+    let at_first = (keys("catalog").time_of(&first)? + SignedDuration::from_millis(900))
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
     let restore = Restore {
         name: "catalog-at-first",
         database: "catalog",
@@ -912,9 +697,7 @@ fn a_failed_mongorestore_exits_1_with_its_exit_code_and_a_point_in_time_picks_it
         )) && c.stderr.contains("E11000 duplicate key"),
         "the failure names mongorestore, its exit code and its error:\n{outcome}"
     );
-    let [restore] = &tools.calls_of("mongorestore")?[..] else {
-        bail!("one mongorestore call expected");
-    };
+    let restore = only_call(&tools.calls()?, "mongorestore")?.clone();
     assert_eq!(
         restore.stdin.as_deref(),
         Some(&b"FIRST"[..]),
@@ -932,24 +715,10 @@ fn a_failed_mongorestore_exits_1_with_its_exit_code_and_a_point_in_time_picks_it
 
 #[test]
 fn the_examples_render_with_the_documented_connection_strings() -> Result<()> {
-    let (engines, _) = engine()?;
-    let render = |file: &str| -> Result<Rendered> {
-        let path = dbo_e2e::repo_root().join("examples").join(file);
-        let yaml = std::fs::read_to_string(&path)?;
-        let manifests = manifest::parse(&yaml).with_context(|| format!("parsing {file}"))?;
-        dbo_render::render(&manifests, &engines, &mut TestPasswords(0))
-            .map_err(|e| anyhow::anyhow!("rendering {file}: {e}"))
-    };
+    let engine = engine()?;
+    let render = |file: &str| engine.render_example(file, &mut TestPasswords(0));
     let uri_of = |rendered: &Rendered, namespace: &str, name: &str| -> Result<String> {
-        let secret = rendered
-            .secrets
-            .iter()
-            .find(|s| {
-                s.metadata.namespace.as_deref() == Some(namespace)
-                    && s.metadata.name.as_deref() == Some(name)
-            })
-            .with_context(|| format!("no Secret {namespace}/{name}"))?;
-        secret
+        find_secret(&rendered.secrets, namespace, name)?
             .string_data
             .as_ref()
             .and_then(|d| d.get("MONGODB_URI").cloned())
@@ -972,18 +741,18 @@ fn the_examples_render_with_the_documented_connection_strings() -> Result<()> {
             ),
         "{uri}"
     );
-    let refresh = container_of_job(restore_job(&generic, "catalog-staging-refresh")?)?;
+    let refresh = job_container(restore_job(&generic, "catalog-staging-refresh")?)?;
     assert_eq!(
-        env_of(refresh, "SNAPSHOT_KEY").as_deref(),
+        env_value(refresh, "SNAPSHOT_KEY").as_deref(),
         Some("clusters/prod/shop-catalog/shop-catalog-latest.archive.gz")
     );
     assert_eq!(
-        env_of(refresh, "DB_DROP_BEFORE_RESTORE").as_deref(),
+        env_value(refresh, "DB_DROP_BEFORE_RESTORE").as_deref(),
         Some("true")
     );
-    let commission = container_of_job(job(&generic, "commission", "catalog")?)?;
+    let commission = job_container(job(&generic, "commission", "catalog")?)?;
     assert_eq!(
-        env_of(commission, "DB_ROLES").as_deref(),
+        env_value(commission, "DB_ROLES").as_deref(),
         Some("readWrite,dbAdmin")
     );
 
@@ -996,36 +765,24 @@ fn the_examples_render_with_the_documented_connection_strings() -> Result<()> {
         ),
         "the example's comment documents this connection string: {uri}"
     );
-    let backup = docdb
-        .cron_jobs
-        .iter()
-        .find(|c| c.metadata.namespace.as_deref() == Some("web"))
-        .context("the sessions backup CronJob")?;
-    let c = backup
-        .spec
-        .job_template
-        .spec
-        .as_ref()
-        .and_then(|j| j.template.spec.as_ref())
-        .and_then(|p| p.containers.first())
-        .context("backup container")?;
+    let c = cron_job_container(cron_job(&docdb, "web", "sessions")?)?;
     assert_eq!(
-        env_of(c, "DB_HOST").as_deref(),
+        env_value(c, "DB_HOST").as_deref(),
         Some("main.cluster-ro-abcdefghijkl.eu-west-1.docdb.amazonaws.com")
     );
     assert_eq!(
-        env_of(c, "MONGO_URI_OPTIONS").as_deref(),
+        env_value(c, "MONGO_URI_OPTIONS").as_deref(),
         Some(
             "replicaSet=rs0&tls=true&tlsCAFile=/etc/ssl/aws/global-bundle.pem&retryWrites=false&readPreference=secondaryPreferred"
         )
     );
-    assert_eq!(env_of(c, "DB_AUTH_SOURCE").as_deref(), Some("admin"));
+    assert_eq!(env_value(c, "DB_AUTH_SOURCE").as_deref(), Some("admin"));
     Ok(())
 }
 
 #[test]
 fn bad_options_stop_rendering_with_the_field_and_the_fix() -> Result<()> {
-    let (engines, _) = engine()?;
+    let engine = engine()?;
     let s3 = S3Server::start()?;
     let cases: [(&str, &str, &[&str]); 4] = [
         (
@@ -1068,8 +825,7 @@ fn bad_options_stop_rendering_with_the_field_and_the_fix() -> Result<()> {
             }],
             &[],
         );
-        let manifests = manifest::parse(&yaml)?;
-        match dbo_render::render(&manifests, &engines, &mut TestPasswords(0)) {
+        match engine.render_yaml(&yaml, &mut TestPasswords(0)) {
             Ok(_) => bail!("{instance_options} / {database_options} must not render"),
             Err(e) => {
                 let message = e.to_string();

@@ -2,125 +2,81 @@
 //! real WebAssembly plugin, and the rendered Jobs' containers run with the pod runner against a
 //! real MariaDB server and an S3 server that checks signatures.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::Duration;
+use std::ops::{Deref, DerefMut};
 
 use anyhow::{Context, Result, bail, ensure};
-use dbo_api::manifest::{self, Manifests};
+use dbo_e2e::backups::{BackupKeys, wait_for_the_next_second};
+use dbo_e2e::checks::expect_success;
 use dbo_e2e::mariadb::{MariaDb, MariaDbLogin};
-use dbo_e2e::pod_runner::{ImageMap, PodOutcome, PodRunner};
-use dbo_e2e::services::{HOST, S3Object, S3Server};
-use dbo_engine::Engine;
-use dbo_plugin_runtime::{Plugin, PluginRuntime, RuntimeConfig};
-use dbo_render::{LABEL_COMPONENT, LABEL_DATABASE, PasswordSource, Rendered};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use dbo_e2e::pod_runner::PodOutcome;
+use dbo_e2e::render::{
+    LoadedEngine, TestPasswords, cron_job, cron_job_container, env_value, find_secret, job,
+    job_container, load_engine, restore_job, secret_value, set_secret_value,
+};
+use dbo_e2e::round_trip::{
+    ADMIN_NAMESPACE, BUCKET, Instance, NAMESPACE, PREFIX, Restore, RoundTrip, manifest_yaml,
+};
+use dbo_e2e::services::S3Object;
+use dbo_render::Rendered;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::jiff::SignedDuration;
 
-const NAMESPACE: &str = "app";
-const ADMIN_NAMESPACE: &str = "db-operator";
-const BUCKET: &str = "db-backups";
-const PREFIX: &str = "e2e/cluster-1";
-const S3_SECRET: &str = "s3-backup";
-const INSTANCE: &str = "local-mysql";
+const INSTANCE: Instance = Instance {
+    name: "local-mysql",
+    engine: "mysql",
+    admin_secret: "mysql-admin",
+    admin_user: "admin",
+};
 
-/// Deterministic passwords from the alphabet the operator draws from (ASCII letters and digits),
-/// so a failing run can be repeated exactly.
-struct TestPasswords(u32);
+/// One test's world: the MariaDB server and the round trip through the plugin and S3.
+struct World {
+    mariadb: MariaDb,
+    round_trip: RoundTrip,
+}
 
-impl PasswordSource for TestPasswords {
-    fn generate(&mut self, length: usize) -> String {
-        self.0 += 1;
-        let alphabet = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-        let mut state = u64::from(self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (0..length)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                char::from(alphabet[(state % alphabet.len() as u64) as usize])
-            })
-            .collect()
+impl Deref for World {
+    type Target = RoundTrip;
+
+    fn deref(&self) -> &RoundTrip {
+        &self.round_trip
     }
 }
 
-/// A `DbRestore` to add to the manifests: its name, target Database and `snapshot` YAML.
-struct Restore<'a> {
-    name: &'a str,
-    database: &'a str,
-    snapshot: String,
-}
-
-/// One test's world: servers, the plugin, the runner, and what has been "applied" so far.
-struct World {
-    mariadb: MariaDb,
-    s3: S3Server,
-    engines: BTreeMap<String, Plugin>,
-    runner: PodRunner,
-    passwords: TestPasswords,
-    /// Secrets rendered earlier, fed back into later renders as the cluster would hold them.
-    applied: Vec<Secret>,
-    /// The S3 secret key the access-key Secret holds (a test may break it).
-    s3_secret_key: String,
+impl DerefMut for World {
+    fn deref_mut(&mut self) -> &mut RoundTrip {
+        &mut self.round_trip
+    }
 }
 
 impl World {
     fn start() -> Result<World> {
         let mariadb = MariaDb::start().context("starting MariaDB")?;
-        let s3 = S3Server::start().context("starting the S3 server")?;
-        s3.create_bucket(BUCKET)?;
-        let (engines, runner) = engine_and_runner()?;
-        let s3_secret_key = s3.secret_key().to_owned();
+        let round_trip = RoundTrip::start(INSTANCE, engine()?)?;
         Ok(World {
             mariadb,
-            s3,
-            engines,
-            runner,
-            passwords: TestPasswords(0),
-            applied: Vec::new(),
-            s3_secret_key,
+            round_trip,
         })
     }
 
     fn manifest(&self, databases: &[&str], restores: &[Restore<'_>]) -> String {
-        manifest_yaml(
+        self.round_trip.manifest(
             self.mariadb.port(),
-            &self.s3.endpoint(),
-            (self.s3.access_key(), &self.s3_secret_key),
             &self.mariadb.admin().password,
             databases,
             restores,
         )
     }
 
-    /// Parses and renders `yaml` as the operator would, with the Secrets rendered before as
-    /// existing objects, and hands every Secret to the runner.
+    /// Renders `yaml` (see [`RoundTrip::render`]); here so that `world.render(&world.manifest(..))`
+    /// borrows as a method of `World` does.
     fn render(&mut self, yaml: &str) -> Result<Rendered> {
-        let mut manifests: Manifests = manifest::parse(yaml).context("parsing the manifests")?;
-        manifests.secrets.extend(self.applied.iter().cloned());
-        let rendered = dbo_render::render(&manifests, &self.engines, &mut self.passwords)
-            .map_err(|e| anyhow::anyhow!("rendering: {e}"))?;
-        self.runner.add_secrets(&manifests.secrets);
-        self.runner.add_secrets(&rendered.secrets);
-        for secret in &rendered.secrets {
-            self.applied.retain(|s| s.metadata != secret.metadata);
-            self.applied.push(secret.clone());
-        }
-        Ok(rendered)
+        self.round_trip.render(yaml)
     }
 
+    /// Commissions `database` (see [`RoundTrip::commission`]) and checks that no password
+    /// reached the log.
     fn commission(&self, rendered: &Rendered, database: &str) -> Result<PodOutcome> {
-        let job = job(rendered, "commission", database)?;
-        ensure!(
-            job.metadata.namespace.as_deref() == Some(ADMIN_NAMESPACE),
-            "the commissioning Job runs beside the admin Secret, not in {:?}",
-            job.metadata.namespace
-        );
-        let outcome = self.runner.run_job(job)?;
-        expect_success(outcome.clone())?;
+        let outcome = self.round_trip.commission(rendered, database)?;
         let login = self.login(database)?;
         let logs = outcome.logs();
         ensure!(
@@ -130,34 +86,10 @@ impl World {
         Ok(outcome)
     }
 
-    fn backup(&self, rendered: &Rendered, database: &str) -> Result<PodOutcome> {
-        Ok(self.runner.run_cron_job(cron_job(rendered, database)?)?)
-    }
-
-    fn restore(&self, rendered: &Rendered, restore: &str) -> Result<PodOutcome> {
-        let name = format!("{restore}-restore");
-        let job = rendered
-            .jobs
-            .iter()
-            .find(|j| j.metadata.name.as_deref() == Some(name.as_str()))
-            .with_context(|| format!("no restore Job {name} in the rendered objects"))?;
-        Ok(self.runner.run_job(job)?)
-    }
-
     /// The login of `database`'s app user, from its rendered credentials Secret.
     fn login(&self, database: &str) -> Result<MariaDbLogin> {
         let secret_name = format!("{database}-db");
-        let secret = self
-            .applied
-            .iter()
-            .find(|s| {
-                s.metadata.namespace.as_deref() == Some(NAMESPACE)
-                    && s.metadata.name.as_deref() == Some(secret_name.as_str())
-            })
-            .with_context(|| format!("no Secret {NAMESPACE}/{secret_name} was rendered"))?;
-        let value = |key: &str| -> Result<String> {
-            secret_value(secret, key).with_context(|| format!("Secret {secret_name} has no {key}"))
-        };
+        let value = |key: &str| self.cluster().secret_value(NAMESPACE, &secret_name, key);
         Ok(MariaDbLogin {
             user: value("USER")?,
             password: value("PASSWORD")?,
@@ -172,128 +104,21 @@ impl World {
 
     /// Sets `key` of `database`'s credentials Secret to `value`.
     fn set_credential(&mut self, database: &str, key: &str, value: &str) -> Result<()> {
-        let secret_name = format!("{database}-db");
         let secret = self
-            .applied
-            .iter_mut()
-            .find(|s| {
-                s.metadata.namespace.as_deref() == Some(NAMESPACE)
-                    && s.metadata.name.as_deref() == Some(secret_name.as_str())
-            })
-            .with_context(|| format!("no Secret {NAMESPACE}/{secret_name} was rendered"))?;
-        if let Some(data) = secret.data.as_mut() {
-            data.remove(key);
-        }
-        secret
-            .string_data
-            .get_or_insert_with(Default::default)
-            .insert(key.into(), value.into());
+            .cluster_mut()
+            .secret_mut(NAMESPACE, &format!("{database}-db"))?;
+        set_secret_value(secret, key, value);
         Ok(())
     }
 
     /// The objects in `database`'s backup folder.
     fn backups(&self, database: &str) -> Result<Vec<S3Object>> {
-        Ok(self
-            .s3
-            .list(BUCKET, &format!("{PREFIX}/{}", server_name(database)))?)
+        self.stored(&keys(database))
     }
 }
 
-fn engine_and_runner() -> Result<(BTreeMap<String, Plugin>, PodRunner)> {
-    let runtime = PluginRuntime::new(RuntimeConfig::default())?;
-    let plugin = runtime.load("builtin:mysql", dbo_plugin_artifacts::MYSQL)?;
-    let info = plugin.describe()?;
-    let images = ImageMap::for_engine(&info, &dbo_e2e::image_dir(&info.name))?;
-    let runner = PodRunner::new(images)?;
-    Ok((BTreeMap::from([(info.name.clone(), plugin)]), runner))
-}
-
-fn manifest_yaml(
-    port: u16,
-    s3_endpoint: &str,
-    (access_key, secret_key): (&str, &str),
-    admin_password: &str,
-    databases: &[&str],
-    restores: &[Restore<'_>],
-) -> String {
-    let mut yaml = format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata:
-  name: mysql-admin
-  namespace: {ADMIN_NAMESPACE}
-stringData:
-  user: admin
-  password: "{admin_password}"
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {S3_SECRET}
-  namespace: {NAMESPACE}
-stringData:
-  AWS_ACCESS_KEY_ID: "{access_key}"
-  AWS_SECRET_ACCESS_KEY: "{secret_key}"
----
-apiVersion: kci.rocks/v1alpha1
-kind: DbInstance
-metadata:
-  name: {INSTANCE}
-spec:
-  engine: mysql
-  adminSecretRef:
-    namespace: {ADMIN_NAMESPACE}
-    name: mysql-admin
-  generic:
-    host: {HOST}
-    port: {port}
-  backup:
-    s3:
-      bucket: {BUCKET}
-      prefix: /{PREFIX}/
-      endpoint: {s3_endpoint}
-      auth:
-        accessKeySecret:
-          name: {S3_SECRET}
-"#
-    );
-    for database in databases {
-        yaml.push_str(&format!(
-            r#"---
-apiVersion: kci.rocks/v1alpha1
-kind: Database
-metadata:
-  name: {database}
-  namespace: {NAMESPACE}
-spec:
-  instance: {INSTANCE}
-  secretName: {database}-db
-  backup:
-    enable: true
-    cron: "0 3 * * *"
-"#
-        ));
-    }
-    for restore in restores {
-        yaml.push_str(&format!(
-            r#"---
-apiVersion: kci.rocks/v1alpha1
-kind: DbRestore
-metadata:
-  name: {name}
-  namespace: {NAMESPACE}
-spec:
-  database: {database}
-  snapshot:
-    {snapshot}
-"#,
-            name = restore.name,
-            database = restore.database,
-            snapshot = restore.snapshot,
-        ));
-    }
-    yaml
+fn engine() -> Result<LoadedEngine> {
+    load_engine("mysql", dbo_plugin_artifacts::MYSQL)
 }
 
 /// The database's name on the server and its backup folder: `<namespace>_<name>`, `-` as `_`.
@@ -301,57 +126,9 @@ fn server_name(database: &str) -> String {
     format!("{NAMESPACE}_{database}").replace('-', "_")
 }
 
-fn job<'a>(rendered: &'a Rendered, component: &str, database: &str) -> Result<&'a Job> {
-    rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            let labels = j.metadata.labels.as_ref();
-            labels
-                .and_then(|l| l.get(LABEL_COMPONENT))
-                .map(String::as_str)
-                == Some(component)
-                && labels
-                    .and_then(|l| l.get(LABEL_DATABASE))
-                    .map(String::as_str)
-                    == Some(database)
-        })
-        .with_context(|| format!("no {component} Job for Database {database} was rendered"))
-}
-
-fn cron_job<'a>(rendered: &'a Rendered, database: &str) -> Result<&'a CronJob> {
-    rendered
-        .cron_jobs
-        .iter()
-        .find(|c| {
-            c.metadata.namespace.as_deref() == Some(NAMESPACE)
-                && c.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_DATABASE))
-                    .map(String::as_str)
-                    == Some(database)
-        })
-        .with_context(|| format!("no backup CronJob for Database {database} was rendered"))
-}
-
-fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .string_data
-        .as_ref()
-        .and_then(|d| d.get(key).cloned())
-        .or_else(|| {
-            secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .and_then(|v| String::from_utf8(v.0.clone()).ok())
-        })
-}
-
-fn expect_success(outcome: PodOutcome) -> Result<()> {
-    ensure!(outcome.succeeded(), "the pod failed:\n{outcome}");
-    Ok(())
+/// Where `database`'s backups are stored.
+fn keys(database: &str) -> BackupKeys {
+    BackupKeys::new(PREFIX, &server_name(database), ".sql.gz")
 }
 
 /// Tables, a view, a trigger, a procedure and values that a broken dump or restore would
@@ -448,105 +225,14 @@ fn fingerprint(mariadb: &MariaDb, login: &MariaDbLogin) -> Result<String> {
     Ok(mariadb.query(login, &sql)?)
 }
 
-/// `e2e/cluster-1/app_orders/app_orders-20240501T080000Z.sql.gz` → its time.
-fn backup_time(key: &str) -> Result<Timestamp> {
-    let stamp = key
-        .rsplit_once('-')
-        .and_then(|(_, s)| s.strip_suffix(".sql.gz"))
-        .filter(|s| s.len() == 16)
-        .with_context(|| format!("{key} does not end in -<YYYYmmddTHHMMSSZ>.sql.gz"))?;
-    let rfc3339 = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    );
-    rfc3339
-        .parse()
-        .with_context(|| format!("{key}: {rfc3339} is not a time"))
-}
-
-/// Backups are named to the second: a second backup must start in a later second than the
-/// first, or it would replace it.
-fn wait_for_the_next_second(after: Timestamp) {
-    while Timestamp::now().as_second() <= after.as_second() {
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The timestamped objects of a folder listing (everything but `-latest.sql.gz`).
-fn timestamped(objects: &[S3Object]) -> Vec<&S3Object> {
-    objects
-        .iter()
-        .filter(|o| !o.key.ends_with("-latest.sql.gz"))
-        .collect()
-}
-
 /// Runs the backup of `database` and returns the key it stored, checking the object layout.
 fn backup_ok(world: &World, rendered: &Rendered, database: &str) -> Result<String> {
-    let before = world.backups(database)?;
-    let outcome = world.backup(rendered, database)?;
-    expect_success(outcome.clone())?;
-    let after = world.backups(database)?;
-    let new: Vec<&S3Object> = timestamped(&after)
-        .into_iter()
-        .filter(|o| !before.iter().any(|b| b.key == o.key))
-        .collect();
-    let [object] = new.as_slice() else {
-        bail!("one backup must add exactly one timestamped object, it added {new:?}\n{outcome}");
-    };
-    let folder = format!("{PREFIX}/{}", server_name(database));
-    let stem = format!("{folder}/{}-", server_name(database));
-    ensure!(
-        object.key.starts_with(&stem) && backup_time(&object.key).is_ok(),
-        "{} is not named <prefix>/<db>/<db>-<timestamp>.sql.gz",
-        object.key
-    );
-    let dump = world.s3.get(BUCKET, &object.key)?;
+    let (key, dump) = world.backup_ok(rendered, database, &keys(database))?;
     ensure!(
         dump.starts_with(&[0x1f, 0x8b]),
-        "{} is not gzip-compressed",
-        object.key
+        "{key} is not gzip-compressed"
     );
-    let latest = world.s3.get(BUCKET, &format!("{stem}latest.sql.gz"))?;
-    ensure!(
-        latest == dump,
-        "-latest.sql.gz must be a copy of the newest backup {}",
-        object.key
-    );
-    let message = &outcome.containers[0].termination_message;
-    ensure!(
-        message.contains(&object.key),
-        "the termination message names the stored key, got {message:?}"
-    );
-    Ok(object.key.clone())
-}
-
-/// Stores `content` as object `key`, as someone copying backups by hand would.
-fn put_object(s3: &S3Server, key: &str, content: &[u8]) -> Result<()> {
-    let config = tempfile::NamedTempFile::new()?;
-    let mut child = Command::new(dbo_e2e::tools::rclone()?)
-        .args(["rcat", &format!("s3:{BUCKET}/{key}")])
-        .env_clear()
-        .env("RCLONE_CONFIG", config.path())
-        .env("RCLONE_CONFIG_S3_TYPE", "s3")
-        .env("RCLONE_CONFIG_S3_PROVIDER", "Other")
-        .env("RCLONE_CONFIG_S3_ENDPOINT", s3.endpoint())
-        .env("RCLONE_CONFIG_S3_FORCE_PATH_STYLE", "true")
-        .env("RCLONE_CONFIG_S3_ACCESS_KEY_ID", s3.access_key())
-        .env("RCLONE_CONFIG_S3_SECRET_ACCESS_KEY", s3.secret_key())
-        .stdin(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("rclone's stdin")?
-        .write_all(content)?;
-    ensure!(child.wait()?.success(), "rclone rcat {key} failed");
-    Ok(())
+    Ok(key)
 }
 
 #[test]
@@ -616,7 +302,7 @@ fn a_backup_restored_by_key_into_another_database_reproduces_everything() -> Res
     };
     let rendered = world.render(&world.manifest(&["orders", "orders-restored"], &[restore]))?;
     let outcome = world.restore(&rendered, "orders-from-key")?;
-    expect_success(outcome.clone())?;
+    expect_success(&outcome)?;
     ensure!(
         outcome.containers[0].termination_message.contains(&key),
         "the termination message names the restored key: {outcome}"
@@ -708,13 +394,7 @@ fn commissioning_refuses_to_take_over_the_admin_or_a_privileged_account() -> Res
         ("ops", "has server-wide privileges"),
     ] {
         let mut edited = copy.clone();
-        if let Some(data) = edited.data.as_mut() {
-            data.remove("USER");
-        }
-        edited
-            .string_data
-            .get_or_insert_with(Default::default)
-            .insert("USER".into(), user.into());
+        set_secret_value(&mut edited, "USER", user);
         world.runner.add_secrets([&edited]);
         let outcome = world.runner.run_job(commission)?;
         ensure!(
@@ -793,7 +473,7 @@ fn latest_and_point_in_time_restore_the_backup_they_name() -> Result<()> {
     db.query(&orders, SCHEMA_AND_DATA)?;
     let first_state = fingerprint(db, &orders)?;
     let first = backup_ok(&world, &rendered, "orders")?;
-    let first_time = backup_time(&first)?;
+    let first_time = keys("orders").time_of(&first)?;
 
     wait_for_the_next_second(first_time);
     let db = &world.mariadb;
@@ -808,7 +488,7 @@ fn latest_and_point_in_time_restore_the_backup_they_name() -> Result<()> {
         "the second state differs from the first"
     );
     let second = backup_ok(&world, &rendered, "orders")?;
-    let second_time = backup_time(&second)?;
+    let second_time = keys("orders").time_of(&second)?;
     ensure!(second_time > first_time, "{second} is newer than {first}");
 
     // Damage after the last backup, which every restore below must undo.
@@ -846,7 +526,7 @@ fn latest_and_point_in_time_restore_the_backup_they_name() -> Result<()> {
     ];
     let rendered = world.render(&world.manifest(&["orders"], &restores))?;
 
-    expect_success(world.restore(&rendered, "orders-at-first")?)?;
+    expect_success(&world.restore(&rendered, "orders-at-first")?)?;
     let now = fingerprint(&world.mariadb, &orders)?;
     ensure!(
         now == first_state,
@@ -854,7 +534,7 @@ fn latest_and_point_in_time_restore_the_backup_they_name() -> Result<()> {
          expected:\n{first_state}\ngot:\n{now}"
     );
 
-    expect_success(world.restore(&rendered, "orders-latest")?)?;
+    expect_success(&world.restore(&rendered, "orders-latest")?)?;
     let now = fingerprint(&world.mariadb, &orders)?;
     ensure!(
         now == second_state,
@@ -890,7 +570,7 @@ fn a_damaged_backup_is_refused_before_the_database_is_touched() -> Result<()> {
     // The same backup cut short, as an interrupted copy would leave it.
     let dump = world.s3.get(BUCKET, &key)?;
     let cut = format!("{PREFIX}/damaged/cut-short.sql.gz");
-    put_object(&world.s3, &cut, &dump[..dump.len() / 2])?;
+    world.s3.put(BUCKET, &cut, &dump[..dump.len() / 2])?;
 
     let restore = Restore {
         name: "orders-from-damaged",
@@ -925,7 +605,7 @@ fn a_failed_backup_leaves_latest_and_the_bucket_as_they_were() -> Result<()> {
     world.mariadb.query(&orders, SCHEMA_AND_DATA)?;
     let good = backup_ok(&world, &rendered, "orders")?;
     let stored = world.backups("orders")?;
-    let latest_key = format!("{PREFIX}/{0}/{0}-latest.sql.gz", server_name("orders"));
+    let latest_key = keys("orders").latest();
     let latest = world.s3.get(BUCKET, &latest_key)?;
     world.mariadb.query(
         &orders,
@@ -934,7 +614,7 @@ fn a_failed_backup_leaves_latest_and_the_bucket_as_they_were() -> Result<()> {
 
     // 1. The upload is refused: the access-key Secret holds a wrong secret key, so the S3
     //    server rejects every request's signature.
-    wait_for_the_next_second(backup_time(&good)?);
+    wait_for_the_next_second(keys("orders").time_of(&good)?);
     world.s3_secret_key = "not-the-right-secret-key".into();
     let rendered = world.render(&world.manifest(&["orders"], &[]))?;
     let outcome = world.backup(&rendered, "orders")?;
@@ -986,8 +666,9 @@ fn a_failed_backup_leaves_latest_and_the_bucket_as_they_were() -> Result<()> {
 
 #[test]
 fn bad_options_are_refused_at_render_naming_each_field() -> Result<()> {
-    let (engines, _runner) = engine_and_runner()?;
+    let engine = engine()?;
     let yaml = manifest_yaml(
+        &INSTANCE,
         3306,
         "http://127.0.0.1:9",
         ("AK", "SK"),
@@ -999,8 +680,7 @@ fn bad_options_are_refused_at_render_naming_each_field() -> Result<()> {
         "  generic:\n",
         "  options:\n    sslMode: VERIFY_CA\n    tls: true\n  generic:\n",
     );
-    let manifests = manifest::parse(&yaml)?;
-    let err = match dbo_render::render(&manifests, &engines, &mut TestPasswords(0)) {
+    let err = match engine.render_yaml(&yaml, &mut TestPasswords(0)) {
         Ok(_) => bail!("options the engine does not know must not render"),
         Err(e) => e.to_string(),
     };
@@ -1017,30 +697,13 @@ fn bad_options_are_refused_at_render_naming_each_field() -> Result<()> {
 
 #[test]
 fn the_examples_render_with_the_settings_they_describe() -> Result<()> {
-    let (engines, _runner) = engine_and_runner()?;
-    let render = |file: &str| -> Result<Rendered> {
-        let path = dbo_e2e::repo_root().join("examples").join(file);
-        let yaml = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        let manifests = manifest::parse(&yaml).with_context(|| format!("parsing {file}"))?;
-        dbo_render::render(&manifests, &engines, &mut TestPasswords(0))
-            .map_err(|e| anyhow::anyhow!("rendering {file}: {e}"))
-    };
-    let env_of = |job: &Job, name: &str| -> Option<String> {
-        job.spec.as_ref()?.template.spec.as_ref()?.containers[0]
-            .env
-            .iter()
-            .flatten()
-            .find(|e| e.name == name)?
-            .value
-            .clone()
-    };
+    let engine = engine()?;
+    let render = |file: &str| engine.render_example(file, &mut TestPasswords(0));
+    let env_of =
+        |job: &Job, name: &str| -> Option<String> { env_value(job_container(job).ok()?, name) };
 
     let generic = render("mysql.yaml")?;
-    let secret = generic
-        .secrets
-        .iter()
-        .find(|s| s.metadata.name.as_deref() == Some("carts-db-credentials"))
-        .context("the credentials Secret")?;
+    let secret = find_secret(&generic.secrets, "shop", "carts-db-credentials")?;
     for key in ["DB", "USER", "PASSWORD", "DATABASE_URL"] {
         ensure!(
             secret_value(secret, key).is_some(),
@@ -1057,47 +720,23 @@ fn the_examples_render_with_the_settings_they_describe() -> Result<()> {
     let commission = job(&generic, "commission", "carts")?;
     ensure!(env_of(commission, "DB_CHARACTER_SET").as_deref() == Some("utf8mb4"));
     ensure!(env_of(commission, "DB_COLLATION").as_deref() == Some("utf8mb4_unicode_ci"));
-    let restore = generic
-        .jobs
-        .iter()
-        .find(|j| j.metadata.name.as_deref() == Some("carts-latest-restore"))
-        .context("the restore Job")?;
+    let restore = restore_job(&generic, "carts-latest")?;
     ensure!(env_of(restore, "SNAPSHOT_LATEST").as_deref() == Some("true"));
-    let backup = generic
-        .cron_jobs
-        .iter()
-        .find(|c| c.metadata.namespace.as_deref() == Some("shop"))
-        .context("the backup CronJob")?;
-    let backup_host = backup
-        .spec
-        .job_template
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|p| p.containers[0].env.as_ref())
-        .and_then(|env| env.iter().find(|e| e.name == "DB_HOST"))
-        .and_then(|e| e.value.clone());
+    let backup = cron_job_container(cron_job(&generic, "shop", "carts")?)?;
+    let backup_host = env_value(backup, "DB_HOST");
     ensure!(
         backup_host.as_deref() == Some("mysql-replica.databases.svc.cluster.local"),
         "backups read from the replica: {backup_host:?}"
     );
 
     let rds = render("mysql-amazon-irsa.yaml")?;
-    let secret = rds
-        .secrets
-        .iter()
-        .find(|s| s.metadata.name.as_deref() == Some("invoices-db"))
-        .context("the credentials Secret")?;
+    let secret = find_secret(&rds.secrets, "finance", "invoices-db")?;
     let url = secret_value(secret, "DATABASE_URL").unwrap_or_default();
     ensure!(
         url.ends_with("/finance_invoices?ssl-mode=VERIFY_IDENTITY"),
         "{url}"
     );
-    let restore = rds
-        .jobs
-        .iter()
-        .find(|j| j.metadata.name.as_deref() == Some("invoices-before-migration-restore"))
-        .context("the restore Job")?;
+    let restore = restore_job(&rds, "invoices-before-migration")?;
     ensure!(env_of(restore, "DB_SSL_MODE").as_deref() == Some("VERIFY_IDENTITY"));
     ensure!(
         env_of(restore, "SNAPSHOT_POINT_IN_TIME").as_deref() == Some("2026-11-30T11:00:00Z"),

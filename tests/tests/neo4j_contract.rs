@@ -5,17 +5,14 @@
 //! is the contract: the exact invocations and Cypher, the object keys, that `latest` moves only
 //! after a complete upload, and what the scripts do when a tool fails.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, Result, ensure};
-use dbo_api::manifest::{self, Manifests};
-use dbo_e2e::pod_runner::{ImageMap, PodOutcome, PodRunner};
+use dbo_e2e::backups::BackupKeys;
+use dbo_e2e::checks::{assert_no_secret_in_argv, called_with};
+use dbo_e2e::pod_runner::{PodOutcome, PodRunner};
+use dbo_e2e::render::{Cluster, LoadedEngine, Restore, cron_job, job, load_engine, restore_job};
 use dbo_e2e::services::S3Server;
 use dbo_e2e::standin::{Call, StandIn, StandIns};
-use dbo_engine::Engine;
-use dbo_plugin_runtime::{Plugin, PluginRuntime, RuntimeConfig};
-use dbo_render::{LABEL_COMPONENT, LABEL_DATABASE, PasswordSource, Rendered};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use dbo_render::{PasswordSource, Rendered};
 
 const NAMESPACE: &str = "app";
 const BUCKET: &str = "graph-backups";
@@ -51,22 +48,15 @@ fn app_password_literal() -> String {
 
 struct World {
     s3: S3Server,
-    engines: BTreeMap<String, Plugin>,
-    images: ImageMap,
+    engine: LoadedEngine,
 }
 
 impl World {
     fn start() -> Result<World> {
-        let s3 = S3Server::start().context("starting the S3 server")?;
-        s3.create_bucket(BUCKET)?;
-        let runtime = PluginRuntime::new(RuntimeConfig::default())?;
-        let plugin = runtime.load("builtin:neo4j", dbo_plugin_artifacts::NEO4J)?;
-        let info = plugin.describe()?;
-        let images = ImageMap::for_engine(&info, &dbo_e2e::image_dir(&info.name))?;
+        let s3 = S3Server::start_with_bucket(BUCKET).context("starting the S3 server")?;
         Ok(World {
             s3,
-            engines: BTreeMap::from([(info.name.clone(), plugin)]),
-            images,
+            engine: engine()?,
         })
     }
 
@@ -174,21 +164,17 @@ spec:
         )
     }
 
-    fn render(&self, yaml: &str) -> Result<(Manifests, Rendered)> {
-        let manifests: Manifests = manifest::parse(yaml).context("parsing the manifests")?;
-        let rendered = dbo_render::render(&manifests, &self.engines, &mut TestPasswords)
-            .map_err(|e| anyhow::anyhow!("rendering: {e}"))?;
-        Ok((manifests, rendered))
+    fn render(&self, yaml: &str) -> Result<Rendered> {
+        Ok(self.engine.render_yaml(yaml, &mut TestPasswords)?.1)
     }
 
     /// The rendered objects and a runner that knows their Secrets and uses `tools` (with the
     /// real rclone wrapped, so its calls are recorded too).
     fn setup(&self, extra: &str, tools: &mut StandIns) -> Result<(Rendered, PodRunner)> {
-        let (manifests, rendered) = self.render(&self.manifests(extra))?;
+        let mut cluster = Cluster::default();
+        let rendered = cluster.apply(&self.engine, &self.manifests(extra), &mut TestPasswords)?;
         tools.add(StandIn::wrap("rclone", dbo_e2e::tools::rclone()?));
-        let mut runner = PodRunner::new(self.images.clone())?.with_stand_ins(tools)?;
-        runner.add_secrets(&manifests.secrets);
-        runner.add_secrets(&rendered.secrets);
+        let runner = cluster.runner_with(&self.engine, tools)?;
         Ok((rendered, runner))
     }
 
@@ -202,40 +188,13 @@ spec:
     }
 }
 
-fn job<'a>(rendered: &'a Rendered, component: &str, database: &str) -> Result<&'a Job> {
-    rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            let l = j.metadata.labels.as_ref();
-            l.and_then(|l| l.get(LABEL_COMPONENT)).map(String::as_str) == Some(component)
-                && l.and_then(|l| l.get(LABEL_DATABASE)).map(String::as_str) == Some(database)
-        })
-        .with_context(|| format!("no {component} Job for Database {database}"))
+fn engine() -> Result<LoadedEngine> {
+    load_engine("neo4j", dbo_plugin_artifacts::NEO4J)
 }
 
-fn restore_job<'a>(rendered: &'a Rendered, name: &str) -> Result<&'a Job> {
-    let job = format!("{name}-restore");
-    rendered
-        .jobs
-        .iter()
-        .find(|j| j.metadata.name.as_deref() == Some(job.as_str()))
-        .with_context(|| format!("no restore Job {job}"))
-}
-
-fn cron_job<'a>(rendered: &'a Rendered, database: &str) -> Result<&'a CronJob> {
-    rendered
-        .cron_jobs
-        .iter()
-        .find(|c| {
-            c.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_DATABASE))
-                .map(String::as_str)
-                == Some(database)
-        })
-        .with_context(|| format!("no backup CronJob for Database {database}"))
+/// Where Database `app/orders`' backups are stored.
+fn backup_keys() -> BackupKeys {
+    BackupKeys::new(PREFIX, DATABASE, ".backup")
 }
 
 fn cypher_shell(user: &str, database: &str) -> Vec<String> {
@@ -259,17 +218,11 @@ fn stdin(call: &Call) -> String {
 }
 
 /// No call got a secret in its argv.
-fn assert_no_secret_in_argv(calls: &[Call]) -> Result<()> {
-    for secret in [ADMIN_PASSWORD, &app_password(), SECRET_ACCESS_KEY, "Pw0rd"] {
-        for call in calls {
-            ensure!(
-                !call.mentions(secret),
-                "a secret is in the argv of `{}`",
-                call.line()
-            );
-        }
-    }
-    Ok(())
+fn assert_no_secret_in_calls(calls: &[Call]) -> Result<()> {
+    assert_no_secret_in_argv(
+        calls,
+        &[ADMIN_PASSWORD, &app_password(), SECRET_ACCESS_KEY, "Pw0rd"],
+    )
 }
 
 fn expect_failure(outcome: &PodOutcome) -> Result<&dbo_e2e::pod_runner::ContainerOutcome> {
@@ -322,7 +275,7 @@ fn commissioning_enterprise_creates_database_role_grants_and_user_in_one_admin_s
     let mut login = cypher_shell(USER, DATABASE);
     login.push("RETURN 1;".into());
     ensure!(calls[1].args == login, "login check: {}", calls[1].line());
-    assert_no_secret_in_argv(&tools.calls()?)?;
+    assert_no_secret_in_calls(&tools.calls()?)?;
     let message = &outcome.containers[0].termination_message;
     ensure!(
         message.contains(r#""database":"app-orders","user":"app_orders","edition":"enterprise""#),
@@ -390,7 +343,7 @@ esac"#,
         "{}",
         stdin(&calls[2])
     );
-    assert_no_secret_in_argv(&tools.calls()?)?;
+    assert_no_secret_in_calls(&tools.calls()?)?;
     Ok(())
 }
 
@@ -437,7 +390,7 @@ fn backup_uploads_the_artifact_then_moves_latest() -> Result<()> {
     let mut tools = StandIns::new()?;
     tools.add(neo4j_admin());
     let (rendered, runner) = world.setup("", &mut tools)?;
-    let outcome = runner.run_cron_job(cron_job(&rendered, "orders")?)?;
+    let outcome = runner.run_cron_job(cron_job(&rendered, NAMESPACE, "orders")?)?;
     ensure!(outcome.succeeded(), "backup failed:\n{outcome}");
 
     let calls = tools.calls()?;
@@ -460,21 +413,13 @@ fn backup_uploads_the_artifact_then_moves_latest() -> Result<()> {
     );
 
     let keys = world.keys()?;
-    let dir = format!("{PREFIX}/{DATABASE}");
-    let latest = format!("{dir}/{DATABASE}-latest.backup");
+    let latest = backup_keys().latest();
     ensure!(keys.len() == 2 && keys.contains(&latest), "{keys:?}");
     let stamped = keys
         .iter()
         .find(|k| **k != latest)
         .context("the timestamped backup")?;
-    let stamp = stamped
-        .strip_prefix(&format!("{dir}/{DATABASE}-"))
-        .and_then(|s| s.strip_suffix(".backup"))
-        .with_context(|| format!("unexpected key {stamped}"))?;
-    ensure!(
-        stamp.len() == 16 && stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T',
-        "{stamp}"
-    );
+    backup_keys().time_of(stamped)?;
     ensure!(
         world.s3.get(BUCKET, stamped)? == ARTIFACT,
         "uploaded byte for byte"
@@ -496,7 +441,7 @@ fn backup_uploads_the_artifact_then_moves_latest() -> Result<()> {
             && rclone[2] == format!("copyto {} {}", remote(stamped), remote(&latest)),
         "{rclone:#?}"
     );
-    assert_no_secret_in_argv(&calls)?;
+    assert_no_secret_in_calls(&calls)?;
     let message = &outcome.containers[0].termination_message;
     ensure!(
         message.contains(&format!(
@@ -514,10 +459,10 @@ fn a_failed_backup_leaves_the_bucket_and_latest_as_they_were() -> Result<()> {
     let mut tools = StandIns::new()?;
     tools.add(neo4j_admin());
     let (rendered, runner) = world.setup("", &mut tools)?;
-    let cron = cron_job(&rendered, "orders")?;
+    let cron = cron_job(&rendered, NAMESPACE, "orders")?;
     ensure!(runner.run_cron_job(cron)?.succeeded(), "first backup");
     let before = world.keys()?;
-    let latest = format!("{PREFIX}/{DATABASE}/{DATABASE}-latest.backup");
+    let latest = backup_keys().latest();
 
     let mut failing = StandIns::new()?;
     failing.add(
@@ -540,10 +485,7 @@ fn a_failed_backup_leaves_the_bucket_and_latest_as_they_were() -> Result<()> {
         "latest is untouched"
     );
     ensure!(
-        !failing
-            .calls()?
-            .iter()
-            .any(|c| c.tool == "rclone" && c.args[0] == "copyto"),
+        !called_with(&failing.calls()?, "rclone", "copyto"),
         "nothing was uploaded"
     );
 
@@ -570,12 +512,14 @@ fn restores() -> String {
             "key: neo4j/app-orders/app-orders-20000101T000000Z.backup".to_string(),
         ),
     ]
-    .iter()
+    .into_iter()
     .map(|(name, snapshot)| {
-        format!(
-            "---\napiVersion: kci.rocks/v1alpha1\nkind: DbRestore\nmetadata:\n  name: {name}\n  \
-             namespace: {NAMESPACE}\nspec:\n  database: orders\n  snapshot:\n    {snapshot}\n"
-        )
+        Restore {
+            name,
+            database: "orders",
+            snapshot,
+        }
+        .yaml(NAMESPACE)
     })
     .collect()
 }
@@ -595,11 +539,10 @@ fn restore_seeds_the_database_from_the_chosen_backup_as_the_databases_user() -> 
     let (rendered, runner) = world.setup(&restores(), &mut tools)?;
     ensure!(
         runner
-            .run_cron_job(cron_job(&rendered, "orders")?)?
+            .run_cron_job(cron_job(&rendered, NAMESPACE, "orders")?)?
             .succeeded()
     );
-    let dir = format!("{PREFIX}/{DATABASE}");
-    let latest = format!("{dir}/{DATABASE}-latest.backup");
+    let latest = backup_keys().latest();
     let stamped = world
         .keys()?
         .into_iter()
@@ -637,7 +580,7 @@ fn restore_seeds_the_database_from_the_chosen_backup_as_the_databases_user() -> 
                 .into(),
         );
         ensure!(calls[1].args == status, "{}", calls[1].line());
-        assert_no_secret_in_argv(&tools.calls()?)?;
+        assert_no_secret_in_calls(&tools.calls()?)?;
         let message = &outcome.containers[0].termination_message;
         ensure!(
             message.contains(&format!(r#""key":"{key}","size":{}"#, ARTIFACT.len())),
@@ -655,7 +598,7 @@ fn a_restore_fails_when_the_seed_is_missing_or_the_database_does_not_come_online
     let (rendered, runner) = world.setup(&restores(), &mut tools)?;
     ensure!(
         runner
-            .run_cron_job(cron_job(&rendered, "orders")?)?
+            .run_cron_job(cron_job(&rendered, NAMESPACE, "orders")?)?
             .succeeded()
     );
 
@@ -723,16 +666,8 @@ fn community_backups_and_restores_without_permission_are_refused_when_rendering(
 
 #[test]
 fn the_examples_render_with_the_jobs_and_warnings_they_describe() -> Result<()> {
-    let runtime = PluginRuntime::new(RuntimeConfig::default())?;
-    let plugin = runtime.load("builtin:neo4j", dbo_plugin_artifacts::NEO4J)?;
-    let engines = BTreeMap::from([("neo4j".to_string(), plugin)]);
-    let render = |file: &str| -> Result<Rendered> {
-        let path = dbo_e2e::repo_root().join("examples").join(file);
-        let yaml = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        let manifests: Manifests = manifest::parse(&yaml).context(file.to_string())?;
-        dbo_render::render(&manifests, &engines, &mut TestPasswords)
-            .map_err(|e| anyhow::anyhow!("rendering {file}: {e}"))
-    };
+    let engine = engine()?;
+    let render = |file: &str| engine.render_example(file, &mut TestPasswords);
 
     let community = render("neo4j.yaml")?;
     ensure!(community.cron_jobs.is_empty() && community.jobs.len() == 1);
@@ -748,7 +683,7 @@ fn the_examples_render_with_the_jobs_and_warnings_they_describe() -> Result<()> 
 
     let enterprise = render("neo4j-enterprise-amazon.yaml")?;
     job(&enterprise, "commission", "fraud-graph")?;
-    cron_job(&enterprise, "fraud-graph")?;
+    cron_job(&enterprise, "risk", "fraud-graph")?;
     restore_job(&enterprise, "fraud-graph-latest")?;
     ensure!(
         enterprise
