@@ -27,6 +27,11 @@ const GUESTS: &[(&str, &str)] = &[
     ("dbo-fixture-forbidden-import", "forbidden-import"),
     ("dbo-fixture-oversized-output", "oversized-output"),
     ("dbo-fixture-wrong-api-version", "wrong-api-version"),
+    ("dbo-fixture-nondeterministic", "nondeterministic"),
+    ("dbo-fixture-secret-leak", "secret-leak"),
+    ("dbo-fixture-trap-on-empty", "trap-on-empty"),
+    ("dbo-fixture-not-a-job", "not-a-job"),
+    ("dbo-fixture-privileged", "privileged"),
 ];
 
 /// Inherited variables that describe the *outer* build. Passed on, they would compile the guests

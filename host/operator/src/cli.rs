@@ -41,6 +41,9 @@ enum PluginCommand {
         /// The plugin component (`.wasm`).
         file: PathBuf,
     },
+    /// Run the conformance suite against a plugin: describe, every capability, host policy,
+    /// determinism, secret handling, garbage input, call figures and golden cases.
+    Test(crate::conformance::TestArgs),
 }
 
 #[derive(Parser, Debug)]
@@ -64,10 +67,10 @@ struct RenderArgs {
 pub struct SandboxArgs {
     /// Deadline of one plugin call, in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
-    plugin_timeout_ms: u64,
+    pub(crate) plugin_timeout_ms: u64,
     /// Memory cap of one plugin call, in MiB.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
-    plugin_memory_mib: usize,
+    pub(crate) plugin_memory_mib: usize,
 }
 
 impl SandboxArgs {
@@ -134,12 +137,15 @@ pub enum CliError {
     },
     #[error("{0}")]
     Serve(String),
+    #[error("{failed} conformance check(s) failed; see the report")]
+    Conformance { failed: usize, code: u8 },
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::PluginFlag(_) | CliError::DigestFlag(_) => 2,
+            CliError::Conformance { code, .. } => *code,
             _ => 1,
         }
     }
@@ -150,12 +156,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Render(args) => render(args),
         Command::Crd => write_stdout(&dbo_api::crds_yaml()),
         Command::Plugin(PluginCommand::Inspect { file }) => inspect(&file),
+        Command::Plugin(PluginCommand::Test(args)) => crate::conformance::run(args),
         Command::Run(args) => crate::serve::run(args),
         Command::Dev(args) => crate::serve::dev(args),
     }
 }
 
-fn write_stdout(s: &str) -> Result<(), CliError> {
+pub(crate) fn write_stdout(s: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes())
         .and_then(|()| out.flush())

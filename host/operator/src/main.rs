@@ -2,6 +2,7 @@
 //! naming the file, object and field, and a non-zero exit code — never a panic.
 
 mod cli;
+mod conformance;
 mod engines;
 mod serve;
 

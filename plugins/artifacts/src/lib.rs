@@ -35,6 +35,18 @@ pub mod fixtures {
     pub const OVERSIZED_OUTPUT: &[u8] = component!("oversized-output");
     /// Exports the contract as `kci:engine@0.9.0`, a version no host supports.
     pub const WRONG_API_VERSION: &[u8] = component!("wrong-api-version");
+
+    // Complete engines that break one rule `db-operator plugin test` checks.
+    /// `backup` answers differently on every call (it reads the monotonic clock).
+    pub const NONDETERMINISTIC: &[u8] = component!("nondeterministic");
+    /// `backup` sets `DB_PASSWORD` to a literal value instead of a Secret reference.
+    pub const SECRET_LEAK: &[u8] = component!("secret-leak");
+    /// Panics when the database name is empty.
+    pub const TRAP_ON_EMPTY: &[u8] = component!("trap-on-empty");
+    /// `backup` returns a ConfigMap instead of a PodSpec.
+    pub const NOT_A_JOB: &[u8] = component!("not-a-job");
+    /// `backup` asks for a privileged container.
+    pub const PRIVILEGED: &[u8] = component!("privileged");
 }
 
 /// The engines shipped inside the operator, as `(engine name, component)`.
