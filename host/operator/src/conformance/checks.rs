@@ -229,13 +229,12 @@ fn describe(engine: &dyn Engine, info: &EngineInfo) -> Check {
 struct Suite<'a> {
     engine: &'a Timed<'a>,
     info: &'a EngineInfo,
-    /// Instance options the plugin accepts (`{}` unless it needs some and a case supplies
-    /// them); `Err` says why the sample cannot run.
+    /// Instance options of the first case, else `{}`; `Err` says why the sample cannot run.
     options: Result<Value, String>,
     /// The engine refuses an access-key Secret for S3 (its server holds the credentials), so
     /// the sample uses ambient credentials.
     ambient: bool,
-    /// Database options from the same case, when the instance options came from one.
+    /// Database options of the first case.
     database_options: Option<Value>,
     passwords: CanaryPasswords,
 }
@@ -264,25 +263,26 @@ impl<'a> Suite<'a> {
                 Err(e) => Err(e.to_string()),
             }
         };
+        // The first case, when there is one, is the author's own standard input: its options
+        // are what the engine is meant to run with (some backups are opt-in by option).
         let empty = Value::Object(Default::default());
-        let mut database_options = None;
-        let options = match accepts(&empty) {
-            Ok(()) => Ok(empty),
-            Err(why) => match case_options(cases, &info.name) {
-                Some((options, database)) => accepts(&options)
-                    .map(|()| {
-                        database_options = database;
-                        options.clone()
-                    })
-                    .map_err(|e| {
-                        format!("validate rejects the options of the first case ({options}): {e}")
-                    }),
-                None => Err(format!(
-                    "the plugin needs instance options (validate rejects {{}}: {why}); add a \
-                     case, cases/<name>/input.yaml, with a DbInstance whose spec.options it \
-                     accepts"
-                )),
-            },
+        let (options, database_options) = match case_options(cases, &info.name) {
+            Some((options, database)) => (
+                accepts(&options).map(|()| options.clone()).map_err(|e| {
+                    format!("validate rejects the options of the first case ({options}): {e}")
+                }),
+                database,
+            ),
+            None => (
+                accepts(&empty).map(|()| empty).map_err(|why| {
+                    format!(
+                        "the plugin needs instance options (validate rejects {{}}: {why}); add \
+                         a case, cases/<name>/input.yaml, with a DbInstance whose spec.options \
+                         it accepts"
+                    )
+                }),
+                None,
+            ),
         };
         let mut suite = Self {
             engine,
@@ -952,9 +952,11 @@ fn case_options(cases: Option<&Path>, engine: &str) -> Option<(Value, Option<Val
         let Some(instance) = m.instances.iter().find(|i| i.spec.engine == engine) else {
             continue;
         };
-        let Some(options) = instance.spec.options.clone() else {
-            continue;
-        };
+        let options = instance
+            .spec
+            .options
+            .clone()
+            .unwrap_or_else(|| Value::Object(Default::default()));
         let database = m
             .databases
             .iter()
