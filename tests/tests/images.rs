@@ -47,9 +47,25 @@ fn image_dirs() -> Vec<PathBuf> {
 }
 
 /// `deploy/images/*/rootfs/usr/local/bin/*`, sorted.
+/// The example third-party engines' images (`plugins/examples/*/image`), held to the same bar.
+fn example_image_dirs() -> Vec<PathBuf> {
+    let examples = dbo_e2e::repo_root().join("plugins/examples");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path().join("image"))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
 fn entrypoints() -> Vec<PathBuf> {
     let mut scripts = Vec::new();
-    for image in image_dirs() {
+    for image in image_dirs().into_iter().chain(example_image_dirs()) {
         let bin = image.join("rootfs/usr/local/bin");
         let Ok(entries) = std::fs::read_dir(&bin) else {
             continue;
