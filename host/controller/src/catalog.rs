@@ -28,12 +28,19 @@ pub trait EngineCatalog: Send + Sync + 'static {
     fn engine(&self, name: &str) -> Option<ServedEngine>;
     /// Every served engine name, for "available engines" messages.
     fn names(&self) -> Vec<String>;
+    /// Why the engine `name` is not served although a plugin for it was found (its digest does
+    /// not match the pinned one, say), for the conditions of the objects that need it.
+    fn refused(&self, name: &str) -> Option<String> {
+        let _ = name;
+        None
+    }
 }
 
 /// A catalog fixed at start-up.
 #[derive(Clone, Debug, Default)]
 pub struct StaticCatalog {
     engines: BTreeMap<String, ServedEngine>,
+    refused: BTreeMap<String, String>,
 }
 
 impl StaticCatalog {
@@ -43,7 +50,16 @@ impl StaticCatalog {
 
     /// Serves `engine` under `name`, replacing an engine of that name.
     pub fn insert(&mut self, name: impl Into<String>, engine: ServedEngine) {
-        self.engines.insert(name.into(), engine);
+        let name = name.into();
+        self.refused.remove(&name);
+        self.engines.insert(name, engine);
+    }
+
+    /// Serves no engine `name`, and says `why` wherever it is needed.
+    pub fn refuse(&mut self, name: impl Into<String>, why: impl Into<String>) {
+        let name = name.into();
+        self.engines.remove(&name);
+        self.refused.insert(name, why.into());
     }
 }
 
@@ -54,6 +70,10 @@ impl EngineCatalog for StaticCatalog {
 
     fn names(&self) -> Vec<String> {
         self.engines.keys().cloned().collect()
+    }
+
+    fn refused(&self, name: &str) -> Option<String> {
+        self.refused.get(name).cloned()
     }
 }
 
@@ -71,5 +91,23 @@ impl dbo_render::Engines for Single<'_> {
 
     fn names(&self) -> Vec<String> {
         self.all_names.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_engine_is_not_served_and_says_why() {
+        let mut catalog = StaticCatalog::new();
+        catalog.refuse("redis", "digest sha256:aa is not the pinned sha256:bb");
+        assert!(catalog.engine("redis").is_none());
+        assert!(catalog.names().is_empty(), "a refused engine is not available");
+        assert_eq!(
+            catalog.refused("redis").as_deref(),
+            Some("digest sha256:aa is not the pinned sha256:bb")
+        );
+        assert_eq!(catalog.refused("postgres"), None);
     }
 }

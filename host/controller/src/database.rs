@@ -163,6 +163,13 @@ async fn converge(
         }));
     }
     let Some(served) = ctx.catalog.engine(&instance.spec.engine) else {
+        if let Some(why) = ctx.catalog.refused(&instance.spec.engine) {
+            return Ok(Err(Blocked {
+                reason: "PluginRefused",
+                message: format!("DbInstance {:?} spec.engine: {why}", db.spec.instance),
+                retry: false,
+            }));
+        }
         return Ok(Err(Blocked {
             reason: "EngineUnavailable",
             message: format!(

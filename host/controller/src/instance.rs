@@ -95,6 +95,13 @@ async fn check(
 ) -> Result<Result<(), Blocked>, Error> {
     let Some(served) = ctx.catalog.engine(&inst.spec.engine) else {
         status.engine = None;
+        if let Some(why) = ctx.catalog.refused(&inst.spec.engine) {
+            return Ok(Err(Blocked::new(
+                "PluginRefused",
+                format!("spec.engine: {why}"),
+                false,
+            )));
+        }
         return Ok(Err(Blocked::new(
             "EngineUnavailable",
             format!(

@@ -52,23 +52,56 @@ fn plugin_err(e: dbo_plugin_runtime::RuntimeError) -> CliError {
     CliError::Plugin(Box::new(e))
 }
 
-/// Loads every engine the flags ask for, checks pinned digests, and returns them by name.
-pub fn load(
-    runtime: &PluginRuntime,
-    args: &EngineArgs,
-) -> Result<BTreeMap<String, Plugin>, CliError> {
-    load_only(runtime, args, None)
+/// What `run` and `dev` serve: the engines by name, and the engines whose plugin was found but
+/// refused (a pinned digest that does not match), with the reason.
+pub struct Loaded {
+    pub engines: BTreeMap<String, Plugin>,
+    pub refused: BTreeMap<String, String>,
+}
+
+/// Loads every engine the flags ask for, for serving. A plugin whose digest does not match its
+/// pin is not served, but the operator keeps serving the others and every DbInstance of that
+/// engine says why (condition `PluginRefused`): one bad rollout of one plugin must not stop
+/// every database. Malformed flags still fail at start.
+pub fn load(runtime: &PluginRuntime, args: &EngineArgs) -> Result<Loaded, CliError> {
+    let (engines, mismatches) = load_checked(runtime, args, None)?;
+    let mut loaded = Loaded {
+        engines,
+        refused: BTreeMap::new(),
+    };
+    for mismatch in mismatches {
+        if let CliError::DigestMismatch { name, .. } = &mismatch {
+            tracing::error!(engine = %name, "{mismatch}");
+            loaded.engines.remove(name);
+            loaded.refused.insert(name.clone(), mismatch.to_string());
+        }
+    }
+    Ok(loaded)
 }
 
 /// Like [`load`], but compiles a built-in engine only when `wanted` names it (or a digest pins
 /// it): `render` serves the engines of its manifests and need not compile the others.
 /// Plugin-directory and `--plugin` files are always loaded, since only loading tells which
 /// engine a file serves.
+/// A pinned digest that does not match is an error here: `render` is a one-shot command.
 pub fn load_only(
     runtime: &PluginRuntime,
     args: &EngineArgs,
     wanted: Option<&BTreeSet<String>>,
 ) -> Result<BTreeMap<String, Plugin>, CliError> {
+    let (engines, mut mismatches) = load_checked(runtime, args, wanted)?;
+    match mismatches.pop() {
+        Some(mismatch) => Err(mismatch),
+        None => Ok(engines),
+    }
+}
+
+/// The engines, and a [`CliError::DigestMismatch`] per engine whose digest is not its pin.
+fn load_checked(
+    runtime: &PluginRuntime,
+    args: &EngineArgs,
+    wanted: Option<&BTreeSet<String>>,
+) -> Result<(BTreeMap<String, Plugin>, Vec<CliError>), CliError> {
     let pinned: BTreeSet<&str> = args
         .digests
         .iter()
@@ -101,6 +134,7 @@ pub fn load_only(
             (plugin, Origin::File(PathBuf::from(file))),
         );
     }
+    let mut mismatches = Vec::new();
     for pin in args.digests.iter().filter(|p| !p.trim().is_empty()) {
         let (name, expected) = pin
             .trim()
@@ -115,7 +149,7 @@ pub fn load_only(
             });
         };
         if plugin.digest() != expected {
-            return Err(CliError::DigestMismatch {
+            mismatches.push(CliError::DigestMismatch {
                 name: name.into(),
                 origin: origin.to_string(),
                 expected,
@@ -123,7 +157,8 @@ pub fn load_only(
             });
         }
     }
-    Ok(engines.into_iter().map(|(k, (p, _))| (k, p)).collect())
+    let engines = engines.into_iter().map(|(k, (p, _))| (k, p)).collect();
+    Ok((engines, mismatches))
 }
 
 fn normalise_digest(d: &str) -> String {
@@ -149,9 +184,12 @@ fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
 }
 
 /// The controllers' view of the loaded engines.
-pub fn catalog(engines: BTreeMap<String, Plugin>) -> StaticCatalog {
+pub fn catalog(loaded: Loaded) -> StaticCatalog {
     let mut catalog = StaticCatalog::new();
-    for (name, plugin) in engines {
+    for (name, why) in loaded.refused {
+        catalog.refuse(name, why);
+    }
+    for (name, plugin) in loaded.engines {
         let status = PluginStatus {
             name: plugin.info().name.clone(),
             version: plugin.info().version.clone(),

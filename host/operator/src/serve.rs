@@ -97,7 +97,7 @@ fn controller_context(
 ) -> Result<Arc<Context>, CliError> {
     let runtime = sandbox.runtime_with_cache(cache_dir)?;
     let loaded = engines::load(&runtime, engines)?;
-    for (name, plugin) in &loaded {
+    for (name, plugin) in &loaded.engines {
         tracing::info!(engine = %name, version = %plugin.info().version, digest = %plugin.digest(), "engine plugin loaded");
     }
     let catalog = Arc::new(engines::catalog(loaded));

@@ -295,6 +295,10 @@ impl Drop for Dev {
 
 impl Dev {
     fn start(plugin_dir: &Path) -> Dev {
+        Dev::start_with(plugin_dir, &[])
+    }
+
+    fn start_with(plugin_dir: &Path, extra: &[&str]) -> Dev {
         let kubectl = dbo_e2e::tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
@@ -306,6 +310,7 @@ impl Dev {
             .arg("--plugin-dir")
             .arg(plugin_dir)
             .args(["-f", MANIFEST])
+            .args(extra)
             .env_remove("DBO_PLUGIN_DIR")
             .env_remove("DBO_PLUGIN_DIGESTS")
             .stdout(Stdio::piped())
@@ -407,4 +412,42 @@ fn dev_serves_a_redis_instance_from_the_plugin_directory() {
         ],
         "30 2 * * *",
     );
+}
+
+/// A served operator does not stop for one plugin whose digest is not its pin: that engine is
+/// refused and its DbInstances say why, naming both digests (the controllers run, so every
+/// other engine is served as before).
+#[test]
+fn a_digest_mismatch_in_dev_refuses_the_engine_with_a_condition() {
+    let dir = plugin_dir();
+    let found = sha256_of(&dir.path().join("redis.wasm"));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let dev = Dev::start_with(dir.path(), &["--plugin-digest", &format!("redis={wrong}")]);
+    dev.eventually(
+        &[
+            "get",
+            "dbinstance",
+            "cache",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}",
+        ],
+        "PluginRefused",
+    );
+    let out = Command::new(&dev.kubectl)
+        .args([
+            "get",
+            "dbinstance",
+            "cache",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+        ])
+        .env("KUBECONFIG", &dev.kubeconfig)
+        .output()
+        .expect("kubectl runs");
+    let message = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        message.contains(&found) && message.contains(&wrong),
+        "names both digests: {message}"
+    );
+    assert!(message.contains("update the pin"), "says what to do: {message}");
 }
