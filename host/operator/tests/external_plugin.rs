@@ -3,20 +3,16 @@
 //! `dev`. The engine is `plugins/examples/redis`, a crate outside this workspace that depends
 //! only on the plugin SDK.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{OnceLock, mpsc};
-use std::time::{Duration, Instant};
+mod common;
 
-const PATIENCE: Duration = Duration::from_secs(60);
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::{Dev, repo};
 const MANIFEST: &str = "plugins/examples/redis/examples/redis.yaml";
 /// The Secret value in that manifest, which no rendered object may carry outside a Secret.
 const ADMIN_PASSWORD: &str = "change-me";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Variables cargo sets for *this* build; inherited, they would build the example for the
 /// host target, with this build's flags, into this build's locked target directory (the same
@@ -278,107 +274,19 @@ fn the_example_passes_the_plugin_test_harness() {
     assert!(checks.contains(&("cases", "pass")), "{checks:?}");
 }
 
-/// `db-operator dev` on the example manifest with the plugin directory, and kubectl for it.
-struct Dev {
-    child: Child,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Dev {
-    fn start(plugin_dir: &Path) -> Dev {
-        Dev::start_with(plugin_dir, &[])
-    }
-
-    fn start_with(plugin_dir: &Path, extra: &[&str]) -> Dev {
-        let kubectl = dbo_e2e::tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_db-operator"))
-            .current_dir(repo())
-            .arg("dev")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--plugin-dir")
-            .arg(plugin_dir)
-            .args(["-f", MANIFEST])
-            .args(extra)
-            .env_remove("DBO_PLUGIN_DIR")
-            .env_remove("DBO_PLUGIN_DIGESTS")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("db-operator dev starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let dev = Dev {
-            child,
-            kubeconfig,
-            kubectl,
-            _dir: dir,
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(PATIENCE) {
-                Ok(line) => {
-                    let done = line.contains("controllers running");
-                    seen.push(line);
-                    if done {
-                        break;
-                    }
-                }
-                Err(_) => panic!("db-operator dev did not come up; it printed: {seen:#?}"),
-            }
-        }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
-        dev
-    }
-
-    /// Polls a jsonpath until it prints `want`.
-    fn eventually(&self, args: &[&str], want: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let out = Command::new(&self.kubectl)
-                .args(args)
-                .env("KUBECONFIG", &self.kubeconfig)
-                .output()
-                .expect("kubectl runs");
-            let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() && got == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kubectl {} printed {got:?} (stderr {:?}), expected {want:?}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+/// `db-operator dev` on the example manifest with the plugin directory, plus `extra` flags.
+fn dev(plugin_dir: &Path, extra: &[&str]) -> Dev {
+    let plugin_dir = plugin_dir.to_str().expect("UTF-8 path");
+    let mut args = vec!["--plugin-dir", plugin_dir, "-f", MANIFEST];
+    args.extend_from_slice(extra);
+    Dev::start(&args)
 }
 
 #[test]
 fn dev_serves_a_redis_instance_from_the_plugin_directory() {
     let dir = plugin_dir();
     let digest = sha256_of(&dir.path().join("redis.wasm"));
-    let dev = Dev::start(dir.path());
+    let dev = dev(dir.path(), &[]);
     dev.eventually(
         &[
             "get",
@@ -422,7 +330,8 @@ fn a_digest_mismatch_in_dev_refuses_the_engine_with_a_condition() {
     let dir = plugin_dir();
     let found = sha256_of(&dir.path().join("redis.wasm"));
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let dev = Dev::start_with(dir.path(), &["--plugin-digest", &format!("redis={wrong}")]);
+    let pin = format!("redis={wrong}");
+    let dev = dev(dir.path(), &["--plugin-digest", &pin]);
     dev.eventually(
         &[
             "get",
@@ -433,18 +342,13 @@ fn a_digest_mismatch_in_dev_refuses_the_engine_with_a_condition() {
         ],
         "PluginRefused",
     );
-    let out = Command::new(&dev.kubectl)
-        .args([
-            "get",
-            "dbinstance",
-            "cache",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
-        ])
-        .env("KUBECONFIG", &dev.kubeconfig)
-        .output()
-        .expect("kubectl runs");
-    let message = String::from_utf8_lossy(&out.stdout);
+    let message = dev.ok(&[
+        "get",
+        "dbinstance",
+        "cache",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+    ]);
     assert!(
         message.contains(&found) && message.contains(&wrong),
         "names both digests: {message}"
