@@ -103,7 +103,10 @@ mod tests {
         let mut catalog = StaticCatalog::new();
         catalog.refuse("redis", "digest sha256:aa is not the pinned sha256:bb");
         assert!(catalog.engine("redis").is_none());
-        assert!(catalog.names().is_empty(), "a refused engine is not available");
+        assert!(
+            catalog.names().is_empty(),
+            "a refused engine is not available"
+        );
         assert_eq!(
             catalog.refused("redis").as_deref(),
             Some("digest sha256:aa is not the pinned sha256:bb")

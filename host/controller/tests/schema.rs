@@ -53,9 +53,10 @@ fn schema_config_map(env: &Env) -> ConfigMap {
 async fn commission_jobs(env: &Env) -> Vec<String> {
     let jobs: Api<Job> = env.api();
     let mut names: Vec<String> = jobs
-        .list(&ListParams::default().labels(
-            "app.kubernetes.io/component=commission,kci.rocks/database=catalog",
-        ))
+        .list(
+            &ListParams::default()
+                .labels("app.kubernetes.io/component=commission,kci.rocks/database=catalog"),
+        )
         .await
         .expect("jobs list")
         .items
@@ -117,10 +118,15 @@ async fn set_version(dbs: &Api<Database>, version: u32) {
 }
 
 async fn commissioned_at(dbs: &Api<Database>, version: u32) -> Database {
-    wait_for(dbs, "catalog", &format!("schema version {version} applied"), |d| {
-        is(&db_condition(d, "Commissioned"), "True", "JobSucceeded")
-            && d.status.as_ref().and_then(|s| s.schema_version) == Some(version)
-    })
+    wait_for(
+        dbs,
+        "catalog",
+        &format!("schema version {version} applied"),
+        |d| {
+            is(&db_condition(d, "Commissioned"), "True", "JobSucceeded")
+                && d.status.as_ref().and_then(|s| s.schema_version) == Some(version)
+        },
+    )
     .await
 }
 
@@ -160,10 +166,18 @@ async fn schema_versions_roll_forward_once_each_and_never_back() {
     let a = new_commission_job(&env, &[]).await;
     let (copy_1, version) = schema_of(&a);
     assert_eq!(version, "1");
-    let copy = config_maps.get(&copy_1).await.expect("the version-1 copy exists");
+    let copy = config_maps
+        .get(&copy_1)
+        .await
+        .expect("the version-1 copy exists");
     assert_eq!(
-        copy.data.as_ref().and_then(|d| d.get("products.index-template.json")),
-        schema_config_map(&env).data.as_ref().and_then(|d| d.get("products.index-template.json"))
+        copy.data
+            .as_ref()
+            .and_then(|d| d.get("products.index-template.json")),
+        schema_config_map(&env)
+            .data
+            .as_ref()
+            .and_then(|d| d.get("products.index-template.json"))
     );
     env.finish_job(&a.name_any(), true).await;
     commissioned_at(&dbs, 1).await;
@@ -208,7 +222,10 @@ async fn schema_versions_roll_forward_once_each_and_never_back() {
             && message.contains("version 1 is lower than version 2"),
         "{message}"
     );
-    assert_eq!(refused.status.as_ref().and_then(|s| s.schema_version), Some(2));
+    assert_eq!(
+        refused.status.as_ref().and_then(|s| s.schema_version),
+        Some(2)
+    );
     assert_eq!(commission_jobs(&env).await, [b.name_any()]);
     env.shutdown().await;
 }

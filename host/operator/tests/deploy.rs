@@ -154,7 +154,11 @@ const GRANTS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("", "serviceaccounts", OWNED),
-    ("", "configmaps", &["get", "list", "watch", "create", "delete"]),
+    (
+        "",
+        "configmaps",
+        &["get", "list", "watch", "create", "delete"],
+    ),
     ("", "pods", &["get", "list"]),
     ("", "events", EMIT),
     ("events.k8s.io", "events", EMIT),

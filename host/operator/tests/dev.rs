@@ -14,10 +14,8 @@ use common::Dev;
 fn kubectl_drives_the_dev_operator_through_a_databases_life() {
     let dev = Dev::start(&["-f", "examples/"]);
     assert!(
-        dev.banner.contains(&format!(
-            "export KUBECONFIG={}",
-            dev.kubeconfig.display()
-        )),
+        dev.banner
+            .contains(&format!("export KUBECONFIG={}", dev.kubeconfig.display())),
         "dev tells how to use its kubeconfig: {}",
         dev.banner
     );
@@ -174,8 +172,16 @@ fn kubectl_drives_the_dev_operator_through_a_databases_life() {
         "",
     );
     assert!(
-        dev.ok(&["get", "cronjob", "reports-backup", "-n", "shop", "-o", "name"])
-            .contains("reports-backup")
+        dev.ok(&[
+            "get",
+            "cronjob",
+            "reports-backup",
+            "-n",
+            "shop",
+            "-o",
+            "name"
+        ])
+        .contains("reports-backup")
     );
     dev.eventually(
         &[

@@ -353,5 +353,8 @@ fn a_digest_mismatch_in_dev_refuses_the_engine_with_a_condition() {
         message.contains(&found) && message.contains(&wrong),
         "names both digests: {message}"
     );
-    assert!(message.contains("update the pin"), "says what to do: {message}");
+    assert!(
+        message.contains("update the pin"),
+        "says what to do: {message}"
+    );
 }

@@ -258,7 +258,10 @@ fn engine_example(file: &str) -> Vec<serde_json::Value> {
     assert!(!names("CronJob").is_empty(), "{file}: no backup CronJob");
     for pod in pods(&docs) {
         let text = pod.to_string();
-        assert!(!text.contains("change-me"), "{file}: a secret value in {text}");
+        assert!(
+            !text.contains("change-me"),
+            "{file}: a secret value in {text}"
+        );
         for container in pod["containers"].as_array().expect("containers") {
             for var in container["env"].as_array().into_iter().flatten() {
                 let name = var["name"].as_str().unwrap_or_default();
@@ -335,14 +338,20 @@ fn elasticsearch_examples_render_with_the_schema_and_a_named_backup_container() 
         .iter()
         .find(|d| d["kind"] == "ConfigMap")
         .expect("the schema copy");
-    assert_eq!(copy["metadata"]["name"], "dbo-shop-catalog-schema-v1", "{copy}");
+    assert_eq!(
+        copy["metadata"]["name"], "dbo-shop-catalog-schema-v1",
+        "{copy}"
+    );
     assert_eq!(copy["immutable"], true);
     let cron = docs
         .iter()
         .find(|d| d["kind"] == "CronJob")
         .expect("a CronJob");
     let container = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(container["name"], "catalog-snapshot", "the example names its backup container");
+    assert_eq!(
+        container["name"], "catalog-snapshot",
+        "the example names its backup container"
+    );
     let docs = engine_example("elasticsearch-amazon");
     assert_irsa(&docs, "arn:aws:iam::123456789012:role/logs-snapshots");
 }
@@ -363,7 +372,10 @@ fn neo4j_examples_render_for_both_editions() {
 #[test]
 fn an_unknown_engine_option_is_named_with_the_known_ones() {
     let e = render_err("host/operator/tests/bad/mysql-unknown-option.yaml");
-    assert!(e.contains("DbInstance mariadb: spec.options.sslmode"), "{e}");
+    assert!(
+        e.contains("DbInstance mariadb: spec.options.sslmode"),
+        "{e}"
+    );
     assert!(e.contains("sslMode"), "{e}");
 }
 

@@ -88,7 +88,9 @@ fn requests(engine: &str, instance_options: &str) -> Requests {
             ),
             (
                 "point in time",
-                restore(sdk::Snapshot::PointInTime("2024-05-01T10:00:00+02:00".into())),
+                restore(sdk::Snapshot::PointInTime(
+                    "2024-05-01T10:00:00+02:00".into(),
+                )),
             ),
             (
                 "bad point in time",
@@ -156,7 +158,11 @@ fn assert_equivalent<E: sdk::Engine>(wasm: &[u8], instance_options: &str) {
     }
     // Equal refusals alone would prove little: an engine that backs up serves some storage.
     if info.capabilities.contains(&sdk::Capability::Backup) {
-        assert!(backups_served > 0, "{}: no backup request was served", info.name);
+        assert!(
+            backups_served > 0,
+            "{}: no backup request was served",
+            info.name
+        );
     }
     let commission = sandboxed(plugin.commission(&convert(&r.commission)));
     assert_eq!(
@@ -166,7 +172,11 @@ fn assert_equivalent<E: sdk::Engine>(wasm: &[u8], instance_options: &str) {
         info.name
     );
     if info.capabilities.contains(&sdk::Capability::Commission) {
-        assert!(commission.get("ok").is_some(), "{}: {commission}", info.name);
+        assert!(
+            commission.get("ok").is_some(),
+            "{}: {commission}",
+            info.name
+        );
     }
     for (what, request) in &r.restores {
         assert_eq!(

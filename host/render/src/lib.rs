@@ -530,10 +530,13 @@ fn check_schema(input: &DatabaseInput<'_>, object: &str) -> Result<(), RenderErr
     else {
         return Ok(());
     };
-    let info = input.engine.describe().map_err(|source| RenderError::Engine {
-        object: object.to_string(),
-        source,
-    })?;
+    let info = input
+        .engine
+        .describe()
+        .map_err(|source| RenderError::Engine {
+            object: object.to_string(),
+            source,
+        })?;
     if !info
         .capabilities
         .contains(&dbo_engine::Capability::SchemaRollForward)

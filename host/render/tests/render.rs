@@ -96,10 +96,10 @@ impl Engine for Fake {
         let Some(schema) = &r.database.schema else {
             return Ok(self.commission_pod.as_ref().map(job));
         };
-        self.seen.lock().unwrap().push(format!(
-            "schema {} v{}",
-            schema.config_map, schema.version
-        ));
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("schema {} v{}", schema.config_map, schema.version));
         // Like a schema-applying engine: the copy is mounted and the version is in the env.
         let mut pod = self.commission_pod.clone().expect("a commissioning pod");
         pod["containers"][0]["env"]
@@ -526,11 +526,17 @@ fn a_schema_is_copied_beside_the_job_under_a_versioned_name() {
     let r = out.unwrap_or_else(|e| panic!("render failed: {e}"));
     assert_eq!(r.config_maps.len(), 1);
     let copy = &r.config_maps[0];
-    assert_eq!(copy.metadata.name.as_deref(), Some("dbo-shop-orders-schema-v2"));
+    assert_eq!(
+        copy.metadata.name.as_deref(),
+        Some("dbo-shop-orders-schema-v2")
+    );
     assert_eq!(copy.metadata.namespace.as_deref(), Some("db-operator"));
     assert_eq!(copy.immutable, Some(true));
     assert_eq!(
-        copy.data.as_ref().and_then(|d| d.get("orders.index-template.json")).map(String::as_str),
+        copy.data
+            .as_ref()
+            .and_then(|d| d.get("orders.index-template.json"))
+            .map(String::as_str),
         Some(r#"{"index_patterns": ["shop-orders-*"]}"#)
     );
     let seen = fake.seen.lock().unwrap().clone();
@@ -540,7 +546,10 @@ fn a_schema_is_copied_beside_the_job_under_a_versioned_name() {
     );
     let objects = r.objects();
     let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
-    let cm = kinds.iter().position(|k| *k == "ConfigMap").expect("ConfigMap");
+    let cm = kinds
+        .iter()
+        .position(|k| *k == "ConfigMap")
+        .expect("ConfigMap");
     let job = kinds.iter().position(|k| *k == "Job").expect("Job");
     assert!(cm < job, "the copy is applied before its Job: {kinds:?}");
 }
@@ -548,8 +557,13 @@ fn a_schema_is_copied_beside_the_job_under_a_versioned_name() {
 #[test]
 fn a_new_schema_version_is_a_new_job_and_the_same_version_the_same_job() {
     let render = |version, applied| {
-        let yaml = format!("{INSTANCE}{}{SCHEMA_CONFIG_MAP}", schema_database(version, applied));
-        go(&yaml, schema_fake()).0.unwrap_or_else(|e| panic!("render failed: {e}"))
+        let yaml = format!(
+            "{INSTANCE}{}{SCHEMA_CONFIG_MAP}",
+            schema_database(version, applied)
+        );
+        go(&yaml, schema_fake())
+            .0
+            .unwrap_or_else(|e| panic!("render failed: {e}"))
     };
     let v1 = commission_job_name(&render(1, None));
     let v2 = commission_job_name(&render(2, Some(1)));
@@ -560,9 +574,15 @@ fn a_new_schema_version_is_a_new_job_and_the_same_version_the_same_job() {
 
 #[test]
 fn a_lower_schema_version_than_the_applied_one_is_refused() {
-    let yaml = format!("{INSTANCE}{}{SCHEMA_CONFIG_MAP}", schema_database(1, Some(2)));
+    let yaml = format!(
+        "{INSTANCE}{}{SCHEMA_CONFIG_MAP}",
+        schema_database(1, Some(2))
+    );
     let e = err(&yaml, schema_fake());
-    assert!(e.contains("spec.commission.schema.version: version 1 is lower than version 2"), "{e}");
+    assert!(
+        e.contains("spec.commission.schema.version: version 1 is lower than version 2"),
+        "{e}"
+    );
     assert!(e.contains("as version 3"), "{e}");
 }
 
