@@ -213,14 +213,6 @@ async fn converge(
     };
     let rendered = match rendered {
         Ok(r) => r,
-        // Nothing watches ConfigMaps, so a missing one is looked for again with backoff.
-        Err(e) if schema.is_some() && schema_config_map.is_none() => {
-            return Ok(Err(Blocked::new(
-                "SchemaConfigMapMissing",
-                e.to_string(),
-                true,
-            )));
-        }
         Err(e) => return Ok(Err(Blocked::render(&e))),
     };
     let Some(credentials) = rendered.credentials.clone() else {

@@ -80,6 +80,8 @@ pub(crate) fn classify(e: &dbo_render::RenderError) -> (&'static str, bool) {
         } => ("PluginFailed", true),
         dbo_render::RenderError::Engine { .. } => ("EngineRejected", false),
         dbo_render::RenderError::UnknownEngine { .. } => ("EngineUnavailable", false),
+        // Nothing watches ConfigMaps, so a missing one is looked for again with backoff.
+        dbo_render::RenderError::MissingSchemaConfigMap { .. } => ("SchemaConfigMapMissing", true),
         _ => ("InvalidSpec", false),
     }
 }

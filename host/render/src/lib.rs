@@ -162,6 +162,15 @@ pub enum RenderError {
         database: String,
         namespace: String,
     },
+    /// May appear later: the controllers look for it again.
+    #[error(
+        "{object}: spec.commission.schema.configMapRef.name: ConfigMap {name:?} does not exist in namespace {namespace:?}; create it with the schema files the engine documents, or fix the name"
+    )]
+    MissingSchemaConfigMap {
+        object: String,
+        name: String,
+        namespace: String,
+    },
     #[error(
         "{object}: spec.engine: no plugin serves engine {engine:?} (available: {available}); install its plugin or fix the name"
     )]
@@ -545,7 +554,9 @@ fn check_schema(input: &DatabaseInput<'_>, object: &str) -> Result<(), RenderErr
             object.to_string(),
             "spec.commission.schema",
             &format!(
-                "engine {} does not apply schemas (its plugin does not declare                  schema-roll-forward); remove spec.commission.schema and migrate from the                  application",
+                "engine {} does not apply schemas (its plugin does not declare \
+                 schema-roll-forward); remove spec.commission.schema and migrate from the \
+                 application",
                 info.name
             ),
         ));
@@ -560,22 +571,19 @@ fn check_schema(input: &DatabaseInput<'_>, object: &str) -> Result<(), RenderErr
             object.to_string(),
             "spec.commission.schema.version",
             &format!(
-                "version {} is lower than version {applied}, which is already applied; schemas                  only roll forward: to undo a change, write the old schema as version {}",
+                "version {} is lower than version {applied}, which is already applied; schemas \
+                 only roll forward: to undo a change, write the old schema as version {}",
                 schema.version,
                 applied + 1
             ),
         ));
     }
     if input.schema_config_map.is_none() {
-        let namespace = model::namespace_of(input.database.metadata.namespace.as_deref());
-        return Err(RenderError::invalid(
-            object.to_string(),
-            "spec.commission.schema.configMapRef.name",
-            &format!(
-                "ConfigMap {:?} does not exist in namespace {namespace:?}; create it with the                  schema files the engine documents, or fix the name",
-                schema.config_map_ref.name
-            ),
-        ));
+        return Err(RenderError::MissingSchemaConfigMap {
+            object: object.to_string(),
+            name: schema.config_map_ref.name.clone(),
+            namespace: model::namespace_of(input.database.metadata.namespace.as_deref()),
+        });
     }
     Ok(())
 }

@@ -306,7 +306,8 @@ fn check_error(e: &RenderError) -> Result<(), String> {
             } => Ok(()),
             other => Err(format!("the engine failed instead of refusing: {other}")),
         },
-        RenderError::UnknownInstance { .. }
+        RenderError::MissingSchemaConfigMap { .. }
+        | RenderError::UnknownInstance { .. }
         | RenderError::UnknownDatabase { .. }
         | RenderError::UnknownEngine { .. } => Ok(()),
         RenderError::Policy { .. } | RenderError::BadPluginOutput { .. } => Err(format!(
