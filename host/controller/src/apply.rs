@@ -131,6 +131,12 @@ where
     );
     for t in transitions {
         let warn = warning(&t);
+        // The log tells the same story as the Events (which expire after an hour).
+        if warn {
+            tracing::warn!(condition = %t.type_, status = t.status, reason = %t.reason, "{}", t.message);
+        } else {
+            tracing::info!(condition = %t.type_, status = t.status, reason = %t.reason, "{}", t.message);
+        }
         let action = if action.is_empty() {
             t.type_.clone()
         } else {

@@ -12,6 +12,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::catalog::EngineCatalog;
+use crate::metrics::{Metered, Metrics};
 
 /// Operator settings.
 #[derive(Debug, Clone)]
@@ -64,12 +65,27 @@ pub struct Context {
     pub client: Client,
     pub catalog: Arc<dyn EngineCatalog>,
     pub config: Config,
+    pub metrics: Arc<Metrics>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
     pub fn new(client: Client, catalog: Arc<dyn EngineCatalog>, config: Config) -> Self {
+        Self::with_metrics(client, catalog, config, Arc::new(Metrics::new()))
+    }
+
+    /// Like [`Context::new`], reporting to `metrics` (which `/metrics` serves).
+    pub fn with_metrics(
+        client: Client,
+        catalog: Arc<dyn EngineCatalog>,
+        config: Config,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let catalog: Arc<dyn EngineCatalog> = Arc::new(Metered {
+            inner: catalog,
+            metrics: metrics.clone(),
+        });
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -81,6 +97,7 @@ impl Context {
             client,
             catalog,
             config,
+            metrics,
             recorder,
             failures: Mutex::new(HashMap::new()),
         }

@@ -55,6 +55,9 @@ pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, E
             }
         }
         Err(blocked) => {
+            if !crate::is_waiting(blocked.reason) {
+                ctx.metrics.failed("database", blocked.reason);
+            }
             wants.push(Want::new(
                 cond::READY,
                 false,
@@ -109,7 +112,7 @@ fn is_warning(type_: &str, status: bool, reason: &str) -> bool {
     match type_ {
         cond::BACKUP_OVERDUE => status,
         _ if status => false,
-        _ => !matches!(reason, "Commissioning" | "InstanceNotReady"),
+        _ => !crate::is_waiting(reason),
     }
 }
 
@@ -612,6 +615,10 @@ async fn backup_status(
         .rev()
         .find(|(_, ok, _)| *ok)
         .map(|(t, _, _)| to_chrono(*t));
+    if let Some(t) = last_success {
+        ctx.metrics
+            .backup_succeeded(ns, &db.name_any(), t.timestamp());
+    }
     let cron = db
         .spec
         .backup
@@ -663,6 +670,7 @@ fn to_chrono(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
 /// garbage-collected. The database on the server is kept: the engine contract has no drop
 /// operation, so `dropOnDelete` is reported instead of silently ignored.
 async fn cleanup(db: &Database, ns: &str, ctx: &Context) -> Result<(), Error> {
+    ctx.metrics.forget_database(ns, &db.name_any());
     let instances: Api<DbInstance> = Api::all(ctx.client.clone());
     let admin_ns = instances
         .get_opt(&db.spec.instance)

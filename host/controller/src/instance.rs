@@ -44,6 +44,7 @@ pub async fn reconcile(inst: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Actio
             message,
             retry,
         }) => {
+            ctx.metrics.failed("dbinstance", reason);
             let action = if retry {
                 ctx.backoff(&key)
             } else {

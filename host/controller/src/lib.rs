@@ -13,6 +13,8 @@ mod database;
 mod finalizer;
 mod instance;
 mod jobs;
+pub mod leader;
+pub mod metrics;
 mod restore;
 mod schedule;
 
@@ -68,6 +70,15 @@ impl Blocked {
         let (reason, retry) = classify(e);
         Self::new(reason, e.to_string(), retry)
     }
+}
+
+/// Reasons that mean "waiting for something to happen", not "something is wrong": they are
+/// neither Warnings nor counted as reconcile errors.
+pub(crate) fn is_waiting(reason: &str) -> bool {
+    matches!(
+        reason,
+        "Commissioning" | "InstanceNotReady" | "WaitingForDatabase" | "WaitingForRestore"
+    )
 }
 
 /// The condition reason for a render failure, and whether to retry it by itself: a plugin
@@ -142,6 +153,33 @@ where
             .await;
     });
     ctx.backoff(&key)
+}
+
+/// Runs one reconcile inside a span naming the object (so every log line of it says which
+/// object it is about), counted and timed in the metrics.
+async fn observed<K, F, Fut>(
+    controller: &'static str,
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    K: Resource,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>>,
+{
+    use tracing::Instrument;
+    // `object`, not `name`: JSON logs already use `name` for the span's own name.
+    let object = match obj.namespace() {
+        Some(ns) => format!("{ns}/{}", obj.name_any()),
+        None => obj.name_any(),
+    };
+    let span = tracing::info_span!("reconcile", controller, object);
+    let metrics = ctx.metrics.clone();
+    metrics
+        .reconcile(controller, reconcile(obj, ctx))
+        .instrument(span)
+        .await
 }
 
 /// The Database a labelled Job belongs to (commissioning Jobs live in another namespace, and
@@ -235,7 +273,11 @@ pub async fn run(
     let mut tasks: Vec<BoxFuture<'static, ()>> = vec![
         drain(
             "dbinstance",
-            instances.run(instance::reconcile, error_policy, ctx.clone()),
+            instances.run(
+                |obj, ctx| observed("dbinstance", obj, ctx, instance::reconcile),
+                error_policy,
+                ctx.clone(),
+            ),
         )
         .boxed(),
     ];
@@ -269,7 +311,11 @@ pub async fn run(
         tasks.push(
             drain(
                 "database",
-                databases.run(database::reconcile, error_policy, ctx.clone()),
+                databases.run(
+                    |obj, ctx| observed("database", obj, ctx, database::reconcile),
+                    error_policy,
+                    ctx.clone(),
+                ),
             )
             .boxed(),
         );
@@ -285,7 +331,11 @@ pub async fn run(
         tasks.push(
             drain(
                 "dbrestore",
-                restores.run(restore::reconcile, error_policy, ctx.clone()),
+                restores.run(
+                    |obj, ctx| observed("dbrestore", obj, ctx, restore::reconcile),
+                    error_policy,
+                    ctx.clone(),
+                ),
             )
             .boxed(),
         );

@@ -37,6 +37,9 @@ pub async fn reconcile(restore: Arc<DbRestore>, ctx: Arc<Context>) -> Result<Act
             message,
             retry,
         }) => {
+            if !crate::is_waiting(reason) {
+                ctx.metrics.failed("dbrestore", reason);
+            }
             status.phase = Some("Pending".into());
             let action = if retry {
                 ctx.backoff(&key)

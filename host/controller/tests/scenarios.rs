@@ -474,6 +474,25 @@ async fn a_plugin_trap_fails_only_its_database() {
             && e.reason.as_deref() == Some("PluginFailed")),
         "{events:?}"
     );
+    // What an alert on /metrics sees: the trap, by engine, and the failure, by reason.
+    let traps = env
+        .metric(r#"db_operator_plugin_traps_total{engine="panic",operation="backup"}"#)
+        .unwrap_or(0.0);
+    assert!(traps >= 1.0, "{}", env.metrics.encode());
+    assert_eq!(
+        env.metric(r#"db_operator_plugin_traps_total{engine="postgres",operation="backup"}"#),
+        None,
+        "the healthy engine has no traps"
+    );
+    assert!(
+        env.metric(
+            r#"db_operator_reconcile_errors_total{controller="database",reason="PluginFailed"}"#
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{}",
+        env.metrics.encode()
+    );
     env.shutdown().await;
 }
 
@@ -609,6 +628,23 @@ async fn a_finished_backup_job_is_recorded_in_the_status() {
         "False",
         "OnSchedule"
     ));
+    let series = format!(
+        r#"db_operator_backup_last_success_timestamp_seconds{{namespace="{}",database="app"}}"#,
+        env.ns
+    );
+    let job = env.api::<Job>().get("app-backup-29000000").await.unwrap();
+    let completed = job
+        .status
+        .and_then(|s| s.completion_time)
+        .expect("the finished Job has a completion time")
+        .0
+        .as_second();
+    assert_eq!(
+        env.metric(&series),
+        Some(completed as f64),
+        "{}",
+        env.metrics.encode()
+    );
     env.shutdown().await;
 }
 

@@ -15,8 +15,18 @@ use rand::{SeedableRng, TryRngCore};
     about = "Manage databases on servers you already run; engines are sandboxed WebAssembly plugins"
 )]
 pub struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line)
+    /// for log collectors. The level comes from `DB_OPERATOR_LOG` (e.g. `info`, `db_operator=debug`).
+    #[arg(long, global = true, value_enum, env = "DBO_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

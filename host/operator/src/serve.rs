@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dbo_controller::metrics::Metrics;
 use dbo_controller::{Config as ControllerConfig, Context, Readiness};
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -37,7 +38,7 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     watch_namespaces: Vec<String>,
-    /// Address of the `/healthz` and `/readyz` endpoints.
+    /// Address of the `/healthz`, `/readyz` and `/metrics` (Prometheus) endpoints.
     #[arg(long, env = "DBO_PROBE_ADDR", default_value = "0.0.0.0:8080")]
     probe_addr: SocketAddr,
     /// Directory for compiled plugins, so a restart skips compiling them.
@@ -94,6 +95,7 @@ fn controller_context(
     sandbox: &SandboxArgs,
     cache_dir: Option<PathBuf>,
     config: ControllerConfig,
+    metrics: Arc<Metrics>,
 ) -> Result<Arc<Context>, CliError> {
     let runtime = sandbox.runtime_with_cache(cache_dir)?;
     let loaded = engines::load(&runtime, engines)?;
@@ -101,7 +103,9 @@ fn controller_context(
         tracing::info!(engine = %name, version = %plugin.info().version, digest = %plugin.digest(), "engine plugin loaded");
     }
     let catalog = Arc::new(engines::catalog(loaded));
-    Ok(Arc::new(Context::new(client, catalog, config)))
+    Ok(Arc::new(Context::with_metrics(
+        client, catalog, config, metrics,
+    )))
 }
 
 pub fn run(args: RunArgs) -> Result<(), CliError> {
@@ -117,12 +121,13 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
             concurrency: args.concurrency.max(1),
             ..ControllerConfig::default()
         };
-        let ctx = controller_context(client, &args.engines, &args.sandbox, args.cache_dir.clone(), config)?;
+        let metrics = Arc::new(Metrics::new());
+        let ctx = controller_context(client, &args.engines, &args.sandbox, args.cache_dir.clone(), config, metrics.clone())?;
         let readiness = Readiness::default();
         let probes = tokio::net::TcpListener::bind(args.probe_addr)
             .await
             .map_err(|e| CliError::Serve(format!("--probe-addr {}: {e}", args.probe_addr)))?;
-        tokio::spawn(serve_probes(probes, readiness.clone()));
+        tokio::spawn(serve_probes(probes, readiness.clone(), metrics.clone()));
         tracing::info!(probes = %args.probe_addr, "db-operator running");
         dbo_controller::run(ctx, readiness, shutdown_signal()).await;
         Ok(())
@@ -130,27 +135,40 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
 }
 
 /// `/healthz`: the process serves requests. `/readyz`: every controller's cache has synced.
-async fn serve_probes(listener: tokio::net::TcpListener, readiness: Readiness) {
+/// `/metrics`: Prometheus metrics (OpenMetrics text).
+async fn serve_probes(
+    listener: tokio::net::TcpListener,
+    readiness: Readiness,
+    metrics: Arc<Metrics>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let readiness = readiness.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let ready = readiness.is_ready();
+                    let metrics = metrics.clone();
                     async move {
-                        let (code, body) = match req.uri().path() {
-                            "/healthz" | "/livez" => (200, "ok"),
-                            "/readyz" if ready => (200, "ok"),
-                            "/readyz" => (503, "caches not synced yet"),
-                            _ => (404, "not found"),
+                        let text = |s: &'static str| Bytes::from_static(s.as_bytes());
+                        let (code, content_type, body) = match req.uri().path() {
+                            "/healthz" | "/livez" => (200, "text/plain", text("ok")),
+                            "/readyz" if ready => (200, "text/plain", text("ok")),
+                            "/readyz" => (503, "text/plain", text("caches not synced yet")),
+                            "/metrics" => (
+                                200,
+                                dbo_controller::metrics::CONTENT_TYPE,
+                                Bytes::from(metrics.encode()),
+                            ),
+                            _ => (404, "text/plain", text("not found")),
                         };
                         hyper::Response::builder()
                             .status(code)
-                            .header("content-type", "text/plain")
-                            .body(Full::new(Bytes::from_static(body.as_bytes())))
+                            .header("content-type", content_type)
+                            .body(Full::new(body))
                     }
                 });
             let io = hyper_util::rt::TokioIo::new(stream);
@@ -201,7 +219,14 @@ pub fn dev(args: DevArgs) -> Result<(), CliError> {
             recheck: Duration::from_secs(2),
             ..ControllerConfig::default()
         };
-        let ctx = controller_context(client, &args.engines, &args.sandbox, None, config)?;
+        let ctx = controller_context(
+            client,
+            &args.engines,
+            &args.sandbox,
+            None,
+            config,
+            Arc::new(Metrics::new()),
+        )?;
         let readiness = Readiness::default();
         let controllers = tokio::spawn(dbo_controller::run(ctx, readiness, shutdown_signal()));
 

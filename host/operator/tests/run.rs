@@ -25,6 +25,10 @@ impl Drop for Guard {
 
 /// Status code of a plain HTTP GET, `None` while nothing listens.
 fn get(addr: &str, path: &str) -> Option<u16> {
+    get_body(addr, path).map(|(code, _)| code)
+}
+
+fn get_body(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     write!(
         s,
@@ -33,7 +37,17 @@ fn get(addr: &str, path: &str) -> Option<u16> {
     .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
-    out.split_whitespace().nth(1)?.parse().ok()
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// The value of one series in Prometheus text, e.g. `x_total{a="b"}`.
+fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
 }
 
 fn free_port() -> String {
@@ -42,7 +56,7 @@ fn free_port() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_serves_probes_and_reconciles_what_it_finds() {
+async fn run_serves_probes_metrics_and_json_logs_and_reconciles_what_it_finds() {
     let server = ApiServer::start(Config::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -89,11 +103,15 @@ async fn run_serves_probes_and_reconciles_what_it_finds() {
         .unwrap();
 
     let probes = free_port();
-    let _operator = Guard(
+    let log = dir.path().join("operator.log");
+    let mut operator = Guard(
         Command::new(env!("CARGO_BIN_EXE_db-operator"))
             .args(["run", "--probe-addr", &probes, "--watch-namespace", "app"])
+            .args(["--log-format", "json"])
             .env("KUBECONFIG", &kubeconfig)
+            .env("DB_OPERATOR_LOG", "info")
             .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -130,6 +148,36 @@ async fn run_serves_probes_and_reconciles_what_it_finds() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    let (code, metrics) = get_body(&probes, "/metrics").expect("/metrics answers");
+    assert_eq!(code, 200, "{metrics}");
+    let reconciles = series(
+        &metrics,
+        r#"db_operator_reconciles_total{controller="database"}"#,
+    );
+    assert!(reconciles.is_some_and(|n| n >= 1.0), "{metrics}");
+    let commission_calls = series(
+        &metrics,
+        r#"db_operator_plugin_call_duration_seconds_count{engine="postgres",operation="commission"}"#,
+    );
+    assert!(commission_calls.is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(
+        metrics.trim_end().ends_with("# EOF"),
+        "OpenMetrics text ends with # EOF"
+    );
+
+    // Every line a JSON object; reconcile lines name their object.
+    let _ = operator.0.kill();
+    let _ = operator.0.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["span"]["object"] == "app/orders"),
+        "no log line of the reconcile of app/orders:\n{text}"
+    );
 }
 
 #[test]

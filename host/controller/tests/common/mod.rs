@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use dbo_api::{Database, DbInstance};
 use dbo_apiserver::{ApiServer, Stats};
+use dbo_controller::metrics::Metrics;
 use dbo_controller::{Config, Context, Readiness, ServedEngine, StaticCatalog};
 use dbo_plugin_runtime::{PluginRuntime, RuntimeConfig};
 use k8s_openapi::api::batch::v1::Job;
@@ -64,6 +65,8 @@ pub struct Env {
     server: Option<ApiServer>,
     controllers: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     pub readiness: Readiness,
+    /// What the running controllers report on `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Env {
@@ -126,6 +129,7 @@ impl Env {
             server,
             controllers: None,
             readiness: Readiness::default(),
+            metrics: Arc::new(Metrics::new()),
         };
         env.start_controllers().await;
         env
@@ -148,10 +152,12 @@ impl Env {
 
     pub async fn start_controllers_with(&mut self, config: Config) {
         assert!(self.controllers.is_none(), "controllers already running");
-        let ctx = Arc::new(Context::new(
+        self.metrics = Arc::new(Metrics::new());
+        let ctx = Arc::new(Context::with_metrics(
             self.client.clone(),
             Arc::new(catalog()),
             config,
+            self.metrics.clone(),
         ));
         let (tx, rx) = oneshot::channel();
         self.readiness = Readiness::default();
@@ -167,6 +173,16 @@ impl Env {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The value of one series on `/metrics`, e.g.
+    /// `db_operator_reconciles_total{controller="database"}`; `None` when it is not exported.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics.encode();
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            value.split_whitespace().next()?.parse().ok()
+        })
     }
 
     pub async fn stop_controllers(&mut self) {
