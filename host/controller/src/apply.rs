@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::children::{Children, Lookup, fingerprint};
+
 /// The one field manager of every write the operator makes.
 pub const MANAGER: &str = "db-operator";
 
@@ -65,6 +67,49 @@ where
         Outcome::Created
     };
     Ok((applied, outcome))
+}
+
+/// Like [`ensure`], but reads the live object only when the index of watched children cannot
+/// vouch for it: an object no watch has seen is created without a read, and one still at the
+/// version the operator last applied, with the same desired content, is left alone without a
+/// read. What comes back in that case is `trim` of the object as last applied, so `trim` must
+/// keep every field the caller reads (status, timestamps).
+pub async fn ensure_tracked<K>(
+    children: &Children,
+    api: &Api<K>,
+    namespace: &str,
+    desired: &K,
+    trim: fn(&K) -> K,
+) -> Result<(K, Outcome), kube::Error>
+where
+    K: Resource
+        + k8s_openapi::Resource
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let kind = <K as k8s_openapi::Resource>::KIND;
+    let name = desired.name_any();
+    let wanted = fingerprint(desired);
+    let live = match children.lookup(kind, namespace, &name) {
+        Lookup::Absent => None,
+        Lookup::Present(version) => {
+            if let Some(last) = children.unchanged::<K>(kind, namespace, &name, wanted, &version) {
+                return Ok((last, Outcome::Unchanged));
+            }
+            api.get_opt(&name).await?
+        }
+        Lookup::Unknown => api.get_opt(&name).await?,
+    };
+    let (live, outcome) = ensure(api, desired, live.as_ref()).await?;
+    if let Some(version) = live.resource_version() {
+        children.remember(kind, namespace, &name, version, wanted, trim(&live));
+    }
+    Ok((live, outcome))
 }
 
 /// Deletes a namespaced object if it exists; `true` when something was deleted.

@@ -2,16 +2,20 @@
 //! per-object error backoff.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use dbo_api::DbInstance;
 use dbo_render::RenderOptions;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::catalog::EngineCatalog;
+use crate::children::Children;
 use crate::metrics::{Metered, Metrics};
 
 /// Operator settings.
@@ -66,6 +70,10 @@ pub struct Context {
     pub catalog: Arc<dyn EngineCatalog>,
     pub config: Config,
     pub metrics: Arc<Metrics>,
+    /// The managed children the running controllers watch.
+    pub(crate) children: Children,
+    /// The DbInstance cache of the running controllers; `None` before they start.
+    instances: RwLock<Option<Store<DbInstance>>>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -98,9 +106,35 @@ impl Context {
             catalog,
             config,
             metrics,
+            children: Children::default(),
+            instances: RwLock::new(None),
             recorder,
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub(crate) fn use_instance_cache(&self, store: Store<DbInstance>) {
+        *self.instances.write().unwrap_or_else(|e| e.into_inner()) = Some(store);
+    }
+
+    /// A DbInstance from the controllers' cache once it has synced, else from the API.
+    pub(crate) async fn instance(&self, name: &str) -> Result<Option<DbInstance>, kube::Error> {
+        let store = self
+            .instances
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(store) = store
+            && matches!(
+                futures::FutureExt::now_or_never(store.wait_until_ready()),
+                Some(Ok(()))
+            )
+        {
+            return Ok(store.get(&ObjectRef::new(name)).map(|i| (*i).clone()));
+        }
+        Api::<DbInstance>::all(self.client.clone())
+            .get_opt(name)
+            .await
     }
 
     /// Publishes an Event; a failure to record one is logged, never fails a reconcile.

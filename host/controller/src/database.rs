@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dbo_api::{BackupOutcome, Database, DatabaseStatus, DbInstance};
+use dbo_api::{BackupOutcome, Database, DatabaseStatus};
 use dbo_render::{DatabaseInput, LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -16,6 +16,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use crate::apply::{self, Outcome};
+use crate::children::Lookup;
 use crate::conditions::{self as cond, Want};
 use crate::context::Context;
 use crate::jobs::{self, JobState};
@@ -137,8 +138,7 @@ async fn converge(
     ctx: &Context,
     status: &mut DatabaseStatus,
 ) -> Result<Result<Progress, Blocked>, Error> {
-    let instances: Api<DbInstance> = Api::all(ctx.client.clone());
-    let Some(instance) = instances.get_opt(&db.spec.instance).await? else {
+    let Some(instance) = ctx.instance(&db.spec.instance).await? else {
         return Ok(Err(Blocked {
             reason: "InstanceNotFound",
             message: format!(
@@ -187,7 +187,16 @@ async fn converge(
     status.engine = Some(served.plugin.clone());
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let existing = secrets.get_opt(&db.spec.secret_name).await?;
+    // Read unless it is still the Secret last applied. A Secret the user made without the
+    // operator's labels is not watched, so "not seen" is no proof of absence here: reading it
+    // is what keeps an existing password from being replaced.
+    let existing = match ctx
+        .children
+        .current::<Secret>("Secret", ns, &db.spec.secret_name)
+    {
+        Ok(secret) => Some(secret),
+        Err(_) => secrets.get_opt(&db.spec.secret_name).await?,
+    };
     let schema = db.spec.commission.as_ref().and_then(|c| c.schema.as_ref());
     let schema_config_map = match schema {
         Some(schema) => {
@@ -240,7 +249,18 @@ async fn converge(
     {
         let desired =
             credentials_apply(secret, &credentials.keys, existing.is_none(), owned_secret);
-        apply::ensure(&secrets, &desired, existing.as_ref()).await?;
+        let (mut live, _) = apply::ensure(&secrets, &desired, existing.as_ref()).await?;
+        if let Some(version) = live.resource_version() {
+            live.metadata.managed_fields = None;
+            ctx.children.remember(
+                "Secret",
+                ns,
+                &db.spec.secret_name,
+                version,
+                crate::children::fingerprint(&desired),
+                live,
+            );
+        }
     }
 
     // Commissioning, beside the admin Secret.
@@ -252,13 +272,27 @@ async fn converge(
         .filter(|s| label(&s.metadata, LABEL_COMPONENT) == Some("commission"))
     {
         let desired = data_only(copy);
-        let live = admin_secrets.get_opt(&copy.name_any()).await?;
-        apply::ensure(&admin_secrets, &desired, live.as_ref()).await?;
+        apply::ensure_tracked(
+            &ctx.children,
+            &admin_secrets,
+            &admin_ns,
+            &desired,
+            name_only,
+        )
+        .await?;
     }
     // Schema copies are immutable and named by version: created once, never patched.
     let admin_config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &admin_ns);
     for copy in &rendered.config_maps {
-        if admin_config_maps.get_opt(&copy.name_any()).await?.is_none() {
+        let exists = match ctx
+            .children
+            .lookup("ConfigMap", &admin_ns, &copy.name_any())
+        {
+            Lookup::Present(_) => true,
+            Lookup::Absent => false,
+            Lookup::Unknown => admin_config_maps.get_opt(&copy.name_any()).await?.is_some(),
+        };
+        if !exists {
             apply::ensure(&admin_config_maps, copy, None).await?;
         }
     }
@@ -275,8 +309,9 @@ async fn converge(
             format!("engine {} needs no commissioning Job", instance.spec.engine),
         )),
         Some(job) => {
-            let live = jobs_admin.get_opt(&job.name_any()).await?;
-            let (live, _) = apply::ensure(&jobs_admin, job, live.as_ref()).await?;
+            let (live, _) =
+                apply::ensure_tracked(&ctx.children, &jobs_admin, &admin_ns, job, status_only)
+                    .await?;
             let job_name = live.name_any();
             match jobs::state(&live) {
                 JobState::Succeeded { .. } => {
@@ -293,8 +328,8 @@ async fn converge(
                                 .map_or(schema.version, |v| v.max(schema.version)),
                         );
                     }
-                    prune_old_commission_jobs(&jobs_admin, db, ns, &job_name).await?;
-                    prune_old_schema_copies(&admin_config_maps, db, ns, &rendered).await?;
+                    prune_old_commission_jobs(ctx, &jobs_admin, db, ns, &job_name).await?;
+                    prune_old_schema_copies(ctx, &admin_config_maps, db, ns, &rendered).await?;
                 }
                 JobState::Failed { message } => wants.push(Want::new(
                     cond::COMMISSIONED,
@@ -323,11 +358,10 @@ async fn converge(
     match rendered.cron_jobs.first() {
         Some(cron) => {
             for sa in &rendered.service_accounts {
-                let live = accounts.get_opt(&sa.name_any()).await?;
-                apply::ensure(&accounts, sa, live.as_ref()).await?;
+                apply::ensure_tracked(&ctx.children, &accounts, ns, sa, name_only).await?;
             }
-            let live = cron_jobs.get_opt(&cron.name_any()).await?;
-            let (live, outcome) = apply::ensure(&cron_jobs, cron, live.as_ref()).await?;
+            let (live, outcome) =
+                apply::ensure_tracked(&ctx.children, &cron_jobs, ns, cron, status_only).await?;
             let verb = match outcome {
                 Outcome::Created => "created",
                 Outcome::Updated => "updated",
@@ -483,36 +517,89 @@ fn selector(db: &Database, ns: &str, component: &str) -> String {
 
 /// Schema copies of earlier versions go once the current version is applied.
 async fn prune_old_schema_copies(
+    ctx: &Context,
     api: &Api<ConfigMap>,
     db: &Database,
     ns: &str,
     rendered: &dbo_render::Rendered,
 ) -> Result<(), kube::Error> {
     let keep: Vec<String> = rendered.config_maps.iter().map(|c| c.name_any()).collect();
-    for old in api
-        .list(&ListParams::default().labels(&selector(db, ns, "commission")))
-        .await?
-        .items
-    {
-        if !keep.contains(&old.name_any()) {
-            apply::delete_if_present(api, &old.name_any()).await?;
+    for old in labelled(ctx, api, db, ns, "commission").await? {
+        if !keep.contains(&old) {
+            apply::delete_if_present(api, &old).await?;
         }
     }
     Ok(())
 }
 
+/// Names of the Database's `component` objects in `api`'s namespace, from the watch index when
+/// it covers them, else listed.
+async fn labelled<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    db: &Database,
+    ns: &str,
+    component: &str,
+) -> Result<Vec<String>, kube::Error>
+where
+    K: k8s_openapi::Resource + Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let namespace = api.namespace().unwrap_or(ns);
+    if let Some(names) = ctx.children.labelled(
+        <K as k8s_openapi::Resource>::KIND,
+        namespace,
+        component,
+        &dbo_render::label_value(&db.name_any()),
+        &dbo_render::label_value(ns),
+    ) {
+        return Ok(names);
+    }
+    let list = api
+        .list_metadata(&ListParams::default().labels(&selector(db, ns, component)))
+        .await?;
+    Ok(list.items.iter().map(|o| o.name_any()).collect())
+}
+
+/// What is read later from an applied object that is only created and deleted.
+fn name_only<K: Resource + Default>(live: &K) -> K {
+    let mut trimmed = K::default();
+    trimmed.meta_mut().name = live.meta().name.clone();
+    trimmed
+}
+
+/// What is read later from an applied Job or CronJob: its name, age and status.
+fn status_only<K: Resource + Default + HasStatus>(live: &K) -> K {
+    let mut trimmed = name_only(live);
+    trimmed.meta_mut().creation_timestamp = live.meta().creation_timestamp.clone();
+    trimmed.copy_status(live);
+    trimmed
+}
+
+trait HasStatus {
+    fn copy_status(&mut self, from: &Self);
+}
+
+impl HasStatus for Job {
+    fn copy_status(&mut self, from: &Self) {
+        self.status = from.status.clone();
+    }
+}
+
+impl HasStatus for CronJob {
+    fn copy_status(&mut self, from: &Self) {
+        self.status = from.status.clone();
+    }
+}
+
 /// Old commissioning Jobs (from earlier specs) go once the current one has succeeded.
 async fn prune_old_commission_jobs(
+    ctx: &Context,
     jobs: &Api<Job>,
     db: &Database,
     ns: &str,
     current: &str,
 ) -> Result<(), Error> {
-    let list = jobs
-        .list(&ListParams::default().labels(&selector(db, ns, "commission")))
-        .await?;
-    for job in list.items {
-        let name = job.name_any();
+    for name in labelled(ctx, jobs, db, ns, "commission").await? {
         if name != current {
             apply::delete_if_present(jobs, &name).await?;
         }
@@ -546,11 +633,24 @@ async fn backup_status(
     last_scheduled: Option<Timestamp>,
 ) -> Result<(Vec<Want>, Option<Duration>), Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let list = jobs
-        .list(&ListParams::default().labels(&selector(db, ns, "backup")))
-        .await?;
-    let mut finished: Vec<(Timestamp, bool, Job)> = list
-        .items
+    let none_yet = ctx
+        .children
+        .labelled(
+            "Job",
+            ns,
+            "backup",
+            &dbo_render::label_value(&db.name_any()),
+            &dbo_render::label_value(ns),
+        )
+        .is_some_and(|names| names.is_empty());
+    let items = if none_yet {
+        Vec::new()
+    } else {
+        jobs.list(&ListParams::default().labels(&selector(db, ns, "backup")))
+            .await?
+            .items
+    };
+    let mut finished: Vec<(Timestamp, bool, Job)> = items
         .into_iter()
         .filter_map(|j| match jobs::state(&j) {
             JobState::Succeeded { at } => Some((at.unwrap_or(since), true, j)),
@@ -671,9 +771,8 @@ fn to_chrono(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
 /// operation, so `dropOnDelete` is reported instead of silently ignored.
 async fn cleanup(db: &Database, ns: &str, ctx: &Context) -> Result<(), Error> {
     ctx.metrics.forget_database(ns, &db.name_any());
-    let instances: Api<DbInstance> = Api::all(ctx.client.clone());
-    let admin_ns = instances
-        .get_opt(&db.spec.instance)
+    let admin_ns = ctx
+        .instance(&db.spec.instance)
         .await?
         .map(|i| i.spec.admin_secret_ref.namespace);
     let namespaces: Vec<String> = admin_ns.into_iter().collect();

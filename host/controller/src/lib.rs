@@ -7,6 +7,7 @@
 
 mod apply;
 mod catalog;
+mod children;
 mod conditions;
 mod context;
 mod database;
@@ -27,13 +28,16 @@ use dbo_api::{Database, DbInstance, DbRestore};
 use dbo_render::{LABEL_COMPONENT, LABEL_DATABASE, LABEL_DATABASE_NAMESPACE, LABEL_MANAGED_BY};
 use futures::{FutureExt, StreamExt, future::BoxFuture};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use rand::Rng;
+
+use children::Children;
 
 pub use apply::MANAGER;
 pub use catalog::{EngineCatalog, ServedEngine, StaticCatalog};
@@ -182,13 +186,61 @@ where
         .await
 }
 
-/// The Database a labelled Job belongs to (commissioning Jobs live in another namespace, and
-/// backup Jobs are owned by their CronJob, so owner references do not lead back).
-fn database_of(job: Job) -> Option<ObjectRef<Database>> {
-    let labels = job.metadata.labels.as_ref()?;
+/// The Database a labelled child belongs to (commissioning Jobs and copies live in another
+/// namespace, and backup Jobs are owned by their CronJob, so owner references do not lead back).
+fn database_of<K: Resource>(child: PartialObjectMeta<K>) -> Option<ObjectRef<Database>> {
+    let labels = child.labels();
     let name = labels.get(LABEL_DATABASE)?;
     let ns = labels.get(LABEL_DATABASE_NAMESPACE)?;
     Some(ObjectRef::new(name).within(ns))
+}
+
+/// A metadata-only watch of the managed `K`s in `scope`, recorded in `children` as it goes.
+fn tracked<K>(
+    children: &Children,
+    client: &kube::Client,
+    scope: &Option<String>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + k8s_openapi::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    // `Api<PartialObjectMeta<K>>` asks for metadata only.
+    let api = Api::<PartialObjectMeta<K>>::all_or(client, scope);
+    let feed = children.feed(<K as k8s_openapi::Resource>::KIND, scope.clone());
+    let children = children.clone();
+    watcher(api, managed())
+        .default_backoff()
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                children.observe(feed, event);
+            }
+        })
+        .touched_objects()
+}
+
+/// `Api::all`, or `Api::namespaced` in a watched namespace.
+trait AllOr: Sized {
+    fn all_or(client: &kube::Client, scope: &Option<String>) -> Self;
+}
+
+impl<K> AllOr for Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    fn all_or(client: &kube::Client, scope: &Option<String>) -> Self {
+        match scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
 }
 
 async fn drain<K, S, E>(name: &'static str, stream: S)
@@ -215,15 +267,6 @@ where
     async move { store.wait_until_ready().await.is_ok() }.boxed()
 }
 
-/// The APIs one Database/DbRestore controller pair watches.
-type Scoped = (
-    Api<Database>,
-    Api<DbRestore>,
-    Api<Job>,
-    Api<CronJob>,
-    Api<Secret>,
-);
-
 /// Runs the three controllers until `shutdown` resolves. `readiness` turns true once every
 /// cache has synced.
 pub async fn run(
@@ -244,31 +287,14 @@ pub async fn run(
             .map(Some)
             .collect()
     };
-    let api_in = |ns: &Option<String>| -> Scoped {
-        match ns {
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-            ),
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-        }
-    };
-
     let instances = Controller::new(
         Api::<DbInstance>::all(client.clone()),
         watcher::Config::default(),
     )
     .with_config(concurrency.clone())
     .graceful_shutdown_on(shutdown.clone());
+    ctx.children.reset();
+    ctx.use_instance_cache(instances.store());
     let mut stores = vec![synced(instances.store())];
     let mut tasks: Vec<BoxFuture<'static, ()>> = vec![
         drain(
@@ -283,18 +309,28 @@ pub async fn run(
     ];
 
     for scope in &scopes {
-        let (dbs, restores, jobs, cron_jobs, secrets) = api_in(scope);
+        let (dbs, restores, jobs) = (
+            Api::<Database>::all_or(&client, scope),
+            Api::<DbRestore>::all_or(&client, scope),
+            Api::<Job>::all_or(&client, scope),
+        );
         let databases = Controller::new(dbs, watcher::Config::default())
             .with_config(concurrency.clone())
             .graceful_shutdown_on(shutdown.clone());
         let store = databases.store();
         stores.push(synced(store.clone()));
-        // Commissioning Jobs run in the admin Secret's namespace: in all-namespaces mode this
-        // watch sees them; with watched namespaces `recheck` polling picks up their outcome.
+        // Commissioning Jobs, credentials copies and schema copies live in the admin Secret's
+        // namespace: in all-namespaces mode these watches see them; with watched namespaces
+        // they are read from the API and `recheck` polling picks up the Jobs' outcome.
         let databases = databases
-            .owns(cron_jobs, managed())
-            .owns(secrets, managed())
-            .watches(jobs.clone(), managed(), database_of)
+            .owns_stream(tracked::<CronJob>(&ctx.children, &client, scope))
+            .owns_stream(tracked::<Secret>(&ctx.children, &client, scope))
+            .owns_stream(tracked::<ServiceAccount>(&ctx.children, &client, scope))
+            .watches_stream(tracked::<Job>(&ctx.children, &client, scope), database_of)
+            .watches_stream(
+                tracked::<ConfigMap>(&ctx.children, &client, scope),
+                database_of,
+            )
             .watches(
                 Api::<DbInstance>::all(client.clone()),
                 watcher::Config::default(),
@@ -341,16 +377,38 @@ pub async fn run(
         );
     }
 
+    let synced_flag = readiness.clone();
     let ready = async move {
         if futures::future::join_all(stores)
             .await
             .into_iter()
             .all(|ok| ok)
         {
-            readiness.set();
+            synced_flag.set();
             tracing::info!("caches synced; controllers running");
         }
     };
-    tasks.push(ready.boxed());
-    futures::future::join_all(tasks).await;
+    let controllers = futures::future::join(futures::future::join_all(tasks), ready);
+    // kube's graceful shutdown waits for caches that may never sync once their watches are cut
+    // (a stop right after start, an unreachable API server): then nothing is in flight, so the
+    // controllers are dropped at once. Synced controllers get `SHUTDOWN_GRACE` to finish the
+    // reconciles in flight; reconciles are level-based, so one cut short is redone by the next
+    // leader or run.
+    let deadline = async move {
+        shutdown.await;
+        if readiness.is_ready() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::warn!(
+                "reconciles still running {}s after the stop; leaving them",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        }
+    };
+    tokio::select! {
+        _ = controllers => {}
+        () = deadline => {}
+    }
 }
+
+/// How long a stop waits for reconciles in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use dbo_api::{Database, DbRestore};
+use dbo_controller::Config;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
@@ -188,7 +189,7 @@ async fn a_database_gets_its_secret_job_and_cronjob_and_is_commissioned_when_the
     assert!(status.database.is_some() && status.user.is_some());
 
     let reasons: Vec<String> = env
-        .events_for("Database", "orders")
+        .events_for("Database", "orders", "JobSucceeded")
         .await
         .into_iter()
         .filter_map(|e| e.reason)
@@ -366,7 +367,7 @@ async fn a_failed_commissioning_job_is_reported_with_the_way_to_its_logs() {
         "{message}"
     );
     assert_eq!(db.status.unwrap().phase.as_deref(), Some("Failed"));
-    let events = env.events_for("Database", "app").await;
+    let events = env.events_for("Database", "app", "JobFailed").await;
     assert!(
         events
             .iter()
@@ -417,7 +418,7 @@ async fn deleting_a_database_runs_the_finalizer_and_collects_what_it_owned() {
         "credentials copy removed: {:?}",
         copies.items
     );
-    let kept = env.events_for("Database", "app").await;
+    let kept = env.events_for("Database", "app", "DatabaseKept").await;
     assert!(
         kept.iter()
             .any(|e| e.reason.as_deref() == Some("DatabaseKept")),
@@ -468,7 +469,7 @@ async fn a_plugin_trap_fails_only_its_database() {
         |_| true,
     )
     .await;
-    let events = env.events_for("Database", "victim").await;
+    let events = env.events_for("Database", "victim", "PluginFailed").await;
     assert!(
         events.iter().any(|e| e.type_.as_deref() == Some("Warning")
             && e.reason.as_deref() == Some("PluginFailed")),
@@ -768,5 +769,93 @@ async fn a_restore_of_a_missing_database_says_so() {
         message.contains("spec.database") && message.contains("nope"),
         "{message}"
     );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_of_converged_databases_reads_and_writes_nothing() {
+    let mut env = Env::start("quiet-resync").await;
+    ready_database(&env, "app", Some("0 3 * * *")).await;
+    wait_for(&env.api::<CronJob>(), "app-backup", "CronJob", |_| true).await;
+    env.stop_controllers().await;
+    // Resync every 500 ms: several full reconciles of the converged Database in the window.
+    let config = Config {
+        resync: Duration::from_millis(500),
+        ..env.config()
+    };
+    env.start_controllers_with(config).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.reset_stats();
+    let reconciles = |env: &Env| {
+        env.metric(r#"db_operator_reconciles_total{controller="database"}"#)
+            .unwrap_or(0.0)
+    };
+    let instance_reconciles = |env: &Env| {
+        env.metric(r#"db_operator_reconciles_total{controller="dbinstance"}"#)
+            .unwrap_or(0.0)
+    };
+    let before = reconciles(&env);
+    let instances_before = instance_reconciles(&env);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The DbInstance's check reads its admin Secret (not watched: it is not the operator's).
+    let admin_reads = instance_reconciles(&env) - instances_before;
+    assert!(
+        reconciles(&env) >= before + 3.0,
+        "the Database was resynced: {} -> {}",
+        before,
+        reconciles(&env)
+    );
+    if let Some(stats) = env.stats() {
+        assert_eq!(stats.writes, 0, "{:?}", stats.writes_by_resource);
+        let reads = stats.by_verb.get("get").copied().unwrap_or(0)
+            + stats.by_verb.get("list").copied().unwrap_or(0);
+        assert!(
+            reads as f64 <= admin_reads + 1.0,
+            "what the watches already told is not read again: {:?} with {admin_reads} DbInstance checks",
+            stats.by_verb
+        );
+    }
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_changed_by_someone_else_is_put_back() {
+    let env = Env::start("drift").await;
+    ready_database(&env, "app", Some("0 3 * * *")).await;
+    let crons: Api<CronJob> = env.api();
+    wait_for(&crons, "app-backup", "CronJob", |_| true).await;
+    // Another manager (a person with kubectl) changes the schedule and adds a label.
+    crons
+        .patch(
+            "app-backup",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"team": "x"}}, "spec": {"schedule": "0 9 * * *"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let put_back = wait_for(&crons, "app-backup", "the schedule put back", |c| {
+        c.spec.schedule == "0 3 * * *"
+    })
+    .await;
+    assert_eq!(
+        put_back.labels().get("team").map(String::as_str),
+        Some("x"),
+        "fields the operator does not own stay"
+    );
+    // And the commissioning Job, deleted by hand, comes back.
+    let job = commission_job(&env, "app").await;
+    env.api::<Job>()
+        .delete(&job.name_any(), &DeleteParams::background())
+        .await
+        .unwrap();
+    wait_for(
+        &env.api::<Job>(),
+        &job.name_any(),
+        "the Job recreated",
+        |j| j.uid() != job.uid(),
+    )
+    .await;
     env.shutdown().await;
 }

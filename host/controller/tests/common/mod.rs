@@ -274,16 +274,29 @@ impl Env {
             .expect("Job status is patched");
     }
 
-    /// Events about an object, as `kubectl describe` lists them.
-    pub async fn events_for(&self, kind: &str, name: &str) -> Vec<Event> {
+    /// Events about an object, as `kubectl describe` lists them, once one has the reason
+    /// `awaiting` (or the patience ran out).
+    pub async fn events_for(&self, kind: &str, name: &str, awaiting: &str) -> Vec<Event> {
+        // Events are published after the status they describe: wait for the one expected.
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        let list = events
-            .list(&ListParams::default().fields(&format!(
-                "involvedObject.kind={kind},involvedObject.name={name}"
-            )))
-            .await
-            .expect("events list");
-        list.items
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let list = events
+                .list(&ListParams::default().fields(&format!(
+                    "involvedObject.kind={kind},involvedObject.name={name}"
+                )))
+                .await
+                .expect("events list");
+            if tokio::time::Instant::now() > deadline
+                || list
+                    .items
+                    .iter()
+                    .any(|e| e.reason.as_deref() == Some(awaiting))
+            {
+                return list.items;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn shutdown(mut self) {
