@@ -130,6 +130,9 @@ impl Readiness {
     fn set(&self) {
         self.0.store(true, Ordering::Release);
     }
+    fn reset(&self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 fn managed() -> watcher::Config {
@@ -293,6 +296,8 @@ pub async fn run(
     )
     .with_config(concurrency.clone())
     .graceful_shutdown_on(shutdown.clone());
+    // A new run (a new term as leader) starts from empty caches.
+    readiness.reset();
     ctx.children.reset();
     ctx.use_instance_cache(instances.store());
     let mut stores = vec![synced(instances.store())];

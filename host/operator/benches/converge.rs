@@ -188,27 +188,74 @@ async fn dump(client: &Client) -> Vec<(String, String, Value)> {
     out
 }
 
-async fn operator_run(n: usize) -> (Duration, u64, u64, f64, Vec<(String, String, Value)>) {
-    let (server, client) = server().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, server.kubeconfig("bench")).expect("kubeconfig");
+/// `db-operator run` against the server of `kubeconfig`; returns it and its probe address.
+fn start_operator(kubeconfig: &std::path::Path) -> (Operator, String) {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-    let probe_addr = probe.local_addr().expect("addr");
+    let probe_addr = probe.local_addr().expect("addr").to_string();
     drop(probe);
     let child = Command::new(env!("CARGO_BIN_EXE_db-operator"))
-        .args(["run", "--probe-addr", &probe_addr.to_string()])
+        // One replica: a restarted one would wait out the killed one's Lease.
+        .args(["run", "--leader-elect=false", "--probe-addr", &probe_addr])
         .args(
             std::env::var("DBO_BENCH_CONCURRENCY")
                 .map(|c| vec!["--concurrency".to_string(), c])
                 .unwrap_or_default(),
         )
-        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBECONFIG", kubeconfig)
         .env("DB_OPERATOR_LOG", "error")
         .stdout(Stdio::null())
         .spawn()
         .expect("db-operator run starts");
-    let operator = Operator(child);
+    (Operator(child), probe_addr)
+}
+
+/// One series of the operator's `/metrics`.
+fn metric(probe_addr: &str, series: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(probe_addr).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+/// What a restarted operator does with converged Databases: it lists and reconciles every one
+/// (a full resync, from cold memory). Returns time, writes and requests by verb.
+async fn resync_after_restart(
+    server: &ApiServer,
+    kubeconfig: &std::path::Path,
+    n: usize,
+) -> (Duration, u64, std::collections::BTreeMap<String, u64>) {
+    server.reset_stats();
+    let started = Instant::now();
+    let (operator, probe_addr) = start_operator(kubeconfig);
+    let series = r#"db_operator_reconciles_total{controller="database"}"#;
+    while metric(&probe_addr, series).unwrap_or(0.0) < n as f64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    drop(operator);
+    let stats = server.stats();
+    (took, stats.writes, stats.by_verb)
+}
+
+async fn operator_run(n: usize) -> (Duration, u64, u64, f64, Vec<(String, String, Value)>) {
+    let (server, client) = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig("bench")).expect("kubeconfig");
+    let (operator, _) = start_operator(&kubeconfig);
     let instances: Api<DbInstance> = Api::all(client.clone());
     loop {
         let ready = instances
@@ -242,13 +289,20 @@ async fn operator_run(n: usize) -> (Duration, u64, u64, f64, Vec<(String, String
     let peak = memory_kib(operator.0.id(), "VmHWM:").unwrap_or(0);
     let cpu = cpu_seconds(operator.0.id());
     let stats = server.stats();
+    // Let the writes the last reconciles started land before restarting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     drop(operator);
     let objects = dump(&client).await;
-    server.shutdown().await;
     println!(
         "  requests while converging (operator and this bench's polling): {} ({} writes) {:?}",
         stats.requests, stats.writes, stats.by_verb
     );
+    let (resync, writes, by_verb) = resync_after_restart(&server, &kubeconfig, n).await;
+    println!(
+        "  no-op resync after a restart: {:.2} s, {writes} writes, requests {by_verb:?}",
+        resync.as_secs_f64()
+    );
+    server.shutdown().await;
     (took, peak, idle_rss, cpu, objects)
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dbo_controller::leader::{LeaderElection, Leadership};
 use dbo_controller::metrics::Metrics;
 use dbo_controller::{Config as ControllerConfig, Context, Readiness};
 use http_body_util::Full;
@@ -47,6 +48,53 @@ pub struct RunArgs {
     /// Reconciles each controller runs at once.
     #[arg(long, env = "DBO_CONCURRENCY", default_value_t = ControllerConfig::default().concurrency)]
     concurrency: u16,
+    /// Reconcile only while this replica holds the leader-election Lease, so several replicas
+    /// can run for high availability; `--leader-elect=false` for a single replica.
+    #[arg(long, env = "DBO_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "DBO_LEASE_NAME", default_value = "db-operator")]
+    lease_name: String,
+    /// Namespace of the leader-election Lease [default: the pod's, from POD_NAMESPACE or the
+    /// in-cluster service-account namespace].
+    #[arg(long, env = "DBO_LEASE_NAMESPACE", value_name = "NS")]
+    lease_namespace: Option<String>,
+}
+
+/// Where a pod's own namespace is mounted in a cluster.
+const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+fn lease_namespace(flag: Option<&str>) -> Result<String, CliError> {
+    let from_env = std::env::var("POD_NAMESPACE").ok();
+    let from_file = std::fs::read_to_string(POD_NAMESPACE_FILE).ok();
+    [flag.map(str::to_string), from_env, from_file]
+        .into_iter()
+        .flatten()
+        .map(|ns| ns.trim().to_string())
+        .find(|ns| !ns.is_empty())
+        .ok_or_else(|| {
+            CliError::Serve(format!(
+                "--lease-namespace is not set and the pod's namespace is unknown (no POD_NAMESPACE, no {POD_NAMESPACE_FILE}): pass --lease-namespace (DBO_LEASE_NAMESPACE), or --leader-elect=false for a single replica"
+            ))
+        })
+}
+
+/// The replica's name as Lease holder and Events' reportingInstance: the pod name, else the
+/// host name with a random suffix, so two processes on one host never share it.
+fn replica_identity() -> String {
+    if let Some(pod) = std::env::var("POD_NAME")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+    {
+        return pod.trim().to_string();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "db-operator".into());
+    format!("{host}-{:08x}", rand::random::<u32>())
 }
 
 #[derive(clap::Args, Debug)]
@@ -115,9 +163,24 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
                 "no Kubernetes API to talk to: {e}. Run inside a cluster (in-cluster config) or set KUBECONFIG; `db-operator dev` starts a local API server instead"
             ))
         })?;
+        // Settings fail before plugins are compiled.
+        let identity = replica_identity();
+        let election = if args.leader_elect {
+            let election = LeaderElection::new(
+                args.lease_name.clone(),
+                lease_namespace(args.lease_namespace.as_deref())?,
+                identity.clone(),
+            );
+            election
+                .validate()
+                .map_err(|e| CliError::Serve(format!("--lease-name/--lease-namespace: {e}")))?;
+            Some(election)
+        } else {
+            None
+        };
         let config = ControllerConfig {
             watch_namespaces: args.watch_namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect(),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: Some(identity),
             concurrency: args.concurrency.max(1),
             ..ControllerConfig::default()
         };
@@ -127,18 +190,40 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         let probes = tokio::net::TcpListener::bind(args.probe_addr)
             .await
             .map_err(|e| CliError::Serve(format!("--probe-addr {}: {e}", args.probe_addr)))?;
-        tokio::spawn(serve_probes(probes, readiness.clone(), metrics.clone()));
+        let leadership = election.as_ref().map(|_| Leadership::default());
+        tokio::spawn(serve_probes(
+            probes,
+            readiness.clone(),
+            leadership.clone(),
+            metrics.clone(),
+        ));
         tracing::info!(probes = %args.probe_addr, "db-operator running");
-        dbo_controller::run(ctx, readiness, shutdown_signal()).await;
+        match (election, leadership) {
+            (Some(election), Some(leadership)) => {
+                let client = ctx.client.clone();
+                dbo_controller::leader::run_elected(
+                    client,
+                    election,
+                    shutdown_signal(),
+                    leadership,
+                    |stop| dbo_controller::run(ctx.clone(), readiness.clone(), stop),
+                )
+                .await
+                .map_err(|e| CliError::Serve(e.to_string()))?;
+            }
+            _ => dbo_controller::run(ctx, readiness, shutdown_signal()).await,
+        }
         Ok(())
     })
 }
 
-/// `/healthz`: the process serves requests. `/readyz`: every controller's cache has synced.
-/// `/metrics`: Prometheus metrics (OpenMetrics text).
+/// `/healthz`: the process serves requests. `/readyz`: every controller's cache has synced, or
+/// this replica is a standby (another leads) — a standby counted unavailable would stall a
+/// rolling update of several replicas. `/metrics`: Prometheus metrics (OpenMetrics text).
 async fn serve_probes(
     listener: tokio::net::TcpListener,
     readiness: Readiness,
+    leadership: Option<Leadership>,
     metrics: Arc<Metrics>,
 ) {
     loop {
@@ -146,23 +231,31 @@ async fn serve_probes(
             continue;
         };
         let readiness = readiness.clone();
+        let leadership = leadership.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let leading = leadership.as_ref().is_none_or(Leadership::is_leader);
                     let ready = readiness.is_ready();
                     let metrics = metrics.clone();
                     async move {
                         let text = |s: &'static str| Bytes::from_static(s.as_bytes());
                         let (code, content_type, body) = match req.uri().path() {
                             "/healthz" | "/livez" => (200, "text/plain", text("ok")),
+                            "/readyz" if !leading => {
+                                (200, "text/plain", text("standby: another replica leads"))
+                            }
                             "/readyz" if ready => (200, "text/plain", text("ok")),
                             "/readyz" => (503, "text/plain", text("caches not synced yet")),
-                            "/metrics" => (
-                                200,
-                                dbo_controller::metrics::CONTENT_TYPE,
-                                Bytes::from(metrics.encode()),
-                            ),
+                            "/metrics" => {
+                                metrics.set_leader(leading);
+                                (
+                                    200,
+                                    dbo_controller::metrics::CONTENT_TYPE,
+                                    Bytes::from(metrics.encode()),
+                                )
+                            }
                             _ => (404, "text/plain", text("not found")),
                         };
                         hyper::Response::builder()

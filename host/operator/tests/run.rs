@@ -107,6 +107,7 @@ async fn run_serves_probes_metrics_and_json_logs_and_reconciles_what_it_finds() 
     let mut operator = Guard(
         Command::new(env!("CARGO_BIN_EXE_db-operator"))
             .args(["run", "--probe-addr", &probes, "--watch-namespace", "app"])
+            .args(["--lease-namespace", "app"])
             .args(["--log-format", "json"])
             .env("KUBECONFIG", &kubeconfig)
             .env("DB_OPERATOR_LOG", "info")
@@ -165,6 +166,20 @@ async fn run_serves_probes_metrics_and_json_logs_and_reconciles_what_it_finds() 
         metrics.trim_end().ends_with("# EOF"),
         "OpenMetrics text ends with # EOF"
     );
+    assert_eq!(
+        series(&metrics, "db_operator_leader"),
+        Some(1.0),
+        "{metrics}"
+    );
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), "app")
+        .get("db-operator")
+        .await
+        .expect("the leader-election Lease exists");
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(!holder.is_empty(), "the Lease names its holder");
 
     // Every line a JSON object; reconcile lines name their object.
     let _ = operator.0.kill();
@@ -184,7 +199,13 @@ async fn run_serves_probes_metrics_and_json_logs_and_reconciles_what_it_finds() 
 fn run_without_an_api_server_says_how_to_get_one() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_db-operator"))
-        .args(["run", "--probe-addr", &free_port()])
+        .args([
+            "run",
+            "--probe-addr",
+            &free_port(),
+            "--lease-namespace",
+            "x",
+        ])
         .env("KUBECONFIG", dir.path().join("missing"))
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBERNETES_SERVICE_PORT")
@@ -196,5 +217,26 @@ fn run_without_an_api_server_says_how_to_get_one() {
     assert!(
         stderr.contains("db-operator dev"),
         "points to dev mode: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_a_lease_namespace_names_the_flag() {
+    let server = ApiServer::start(Config::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig("test")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_db-operator"))
+        .args(["run", "--probe-addr", &free_port()])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("POD_NAMESPACE")
+        .env_remove("DBO_LEASE_NAMESPACE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--lease-namespace") && stderr.contains("--leader-elect=false"),
+        "{stderr}"
     );
 }
